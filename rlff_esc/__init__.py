@@ -1,0 +1,3 @@
+"""RLFF-ESC: emotional-support dialogue policies trained with future-oriented rewards."""
+
+__version__ = "0.1.0"

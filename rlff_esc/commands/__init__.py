@@ -1,0 +1,1 @@
+"""Thin Typer commands over library functions, one module per stage."""

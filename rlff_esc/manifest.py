@@ -1,0 +1,66 @@
+"""``manifest.json`` in every run directory: what was run, with what, on which data, and how long.
+
+Each stage records itself when it finishes; a stage re-run with the same inputs can see from the
+manifest (and its own output files) what is already done.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+from rlff_esc.config import Config
+
+PACKAGES = ("rlff-esc", "torch", "transformers", "trl", "peft", "accelerate", "datasets",
+            "sentence-transformers", "pydantic", "vllm")
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def read_manifest(run_dir: Path) -> dict:
+    path = Path(run_dir) / "manifest.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def record_stage(run_dir: Path, config: Config, stage: str, seconds: float, **details) -> dict:
+    """Merge one finished stage into the manifest (config, versions and commit are refreshed)."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    manifest = read_manifest(run_dir)
+    manifest.update({
+        "config": config.model_dump(mode="json"),
+        "seed": config.seed,
+        "packages": package_versions(),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "git_commit": git_commit(),
+    })
+    manifest.setdefault("stages", {})[stage] = {
+        "seconds": round(seconds, 2), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"), **details}
+    tmp = run_dir / f".manifest.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(manifest, indent=2))
+    os.replace(tmp, run_dir / "manifest.json")
+    return manifest

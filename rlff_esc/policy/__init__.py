@@ -1,0 +1,1 @@
+"""The policy: reasoning format, SFT warm-up and GRPO training against the future-oriented reward."""
