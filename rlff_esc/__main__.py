@@ -1,0 +1,3 @@
+from rlff_esc.cli import main
+
+main()
