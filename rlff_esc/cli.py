@@ -8,13 +8,14 @@ import sys
 
 import typer
 
-from rlff_esc.commands import data, models
+from rlff_esc.commands import data, models, run
 from rlff_esc.errors import RlffError
 
 app = typer.Typer(help="RLFF-ESC: emotional-support policies trained with future-oriented rewards.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 app.add_typer(data.app, name="data")
 app.add_typer(models.app, name="models")
+app.command("run")(run.run)
 
 
 def main() -> None:
