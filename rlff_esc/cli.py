@@ -8,14 +8,26 @@ import sys
 
 import typer
 
-from rlff_esc.commands import data, models, run
+from rlff_esc.commands import agents, data, models, run
+from rlff_esc.commands import evaluate as evaluate_command
+from rlff_esc.commands import policy as policy_command
+from rlff_esc.commands import rm
+from rlff_esc.commands import serve as serve_command
+from rlff_esc.commands import simulate as simulate_command
 from rlff_esc.errors import RlffError
 
 app = typer.Typer(help="RLFF-ESC: emotional-support policies trained with future-oriented rewards.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 app.add_typer(data.app, name="data")
 app.add_typer(models.app, name="models")
+app.add_typer(rm.app, name="rm")
+app.add_typer(policy_command.app, name="policy")
+app.add_typer(agents.app, name="agents")
+app.add_typer(simulate_command.app, name="simulate")
 app.command("run")(run.run)
+app.command("evaluate")(evaluate_command.evaluate)
+app.command("chat")(serve_command.chat_cmd)
+app.command("serve")(serve_command.serve_cmd)
 
 
 def main() -> None:

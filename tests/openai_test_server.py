@@ -1,7 +1,7 @@
 """A small OpenAI-compatible server over the local backend, started by tests on 127.0.0.1.
 
 It answers ``/v1/chat/completions`` through :class:`LocalBackend` and ``/v1/completions`` with
-``echo`` + ``logprobs`` (as vLLM does), and can be told to fail the first requests with 503 so that
+``echo`` + ``logprobs`` (as vLLM does; ``completions=False`` leaves it out), and can be told to fail the first requests with 503 so that
 the client's retries are exercised against a real socket.
 """
 
@@ -20,7 +20,7 @@ from rlff_esc.llm.base import GenerationRequest
 from rlff_esc.llm.local import LocalBackend
 
 
-def make_app(backend: LocalBackend, fail_first: int = 0) -> FastAPI:
+def make_app(backend: LocalBackend, fail_first: int = 0, completions: bool = True) -> FastAPI:
     app = FastAPI()
     state = {"failures_left": fail_first, "chat_calls": 0}
     app.state.counters = state
@@ -43,8 +43,11 @@ def make_app(backend: LocalBackend, fail_first: int = 0) -> FastAPI:
                              "finish_reason": g.finish_reason}],
                 "usage": {"prompt_tokens": g.prompt_tokens, "completion_tokens": g.completion_tokens}}
 
+    if not completions:  # like a chat-only server (many hosted APIs): no prompt log-probabilities
+        return app
+
     @app.post("/v1/completions")
-    def completions(body: dict):
+    def completions_endpoint(body: dict):
         tok, model = backend.tokenizer, backend.model
         enc = tok(body["prompt"], add_special_tokens=False, return_offsets_mapping=True)
         ids = torch.tensor([enc["input_ids"]])

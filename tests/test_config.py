@@ -32,3 +32,13 @@ def test_not_yaml_and_missing_file(tmp_path):
     bad.write_text("a: [1, 2\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad)
+
+
+def test_extends_merges_sections_and_refuses_cycles(tmp_path):
+    (tmp_path / "base.yaml").write_text("run_dir: runs/base\nsimulate:\n  horizon: 3\n  candidates: 2\n")
+    (tmp_path / "child.yaml").write_text("extends: base.yaml\nsimulate:\n  horizon: 0\n")
+    config = load_config(tmp_path / "child.yaml")
+    assert (config.simulate.horizon, config.simulate.candidates, config.run_dir) == (0, 2, "runs/base")
+    (tmp_path / "base.yaml").write_text("extends: child.yaml\n")
+    with pytest.raises(ConfigError, match="cycle"):
+        load_config(tmp_path / "child.yaml")

@@ -68,3 +68,22 @@ def test_loglikelihood_matches_local_backend(server, tiny_backend, tiny_lm_dir):
 def test_missing_base_urls_is_a_clear_error():
     with pytest.raises(BackendError, match="base_urls"):
         HTTPBackend("m", base_urls=[])
+
+
+def test_logprob_critic_falls_back_to_sampling_without_prompt_logprobs(tiny_backend, tiny_lm_dir):
+    from rlff_esc.agents.base import Dialogue
+    from rlff_esc.agents.critic import LLMCritic
+    from rlff_esc.data.schema import Profile, Turn
+
+    s = ServerThread(make_app(tiny_backend, completions=False)).start()
+    try:
+        http = HTTPBackend("tiny", base_urls=[s.url], tokenizer=str(tiny_lm_dir), max_retries=0)
+        critic = LLMCritic(http, scoring="logprob", samples=3)
+        dialogue = Dialogue(Profile(emotion_type="sadness", problem_type="job crisis", situation="I lost my job."),
+                            [Turn(speaker="seeker", text="I lost my job."), Turn(speaker="supporter", text="I'm sorry.")])
+        judgement = critic.judge([dialogue])[0]
+        assert critic.scoring == "sample" and critic.name.startswith("llm-sample")
+        assert len(judgement.raw) == 3 and 0 <= judgement.invalid <= 3
+        assert (judgement.score is None) == (judgement.invalid == 3)
+    finally:
+        s.stop()

@@ -95,7 +95,7 @@ class LocalBackend:
         step_ids = input_ids
         for step in range(max(budget)):
             logits = self.model(input_ids=step_ids, attention_mask=mask, position_ids=positions,
-                                past_key_values=cache, use_cache=True).logits[:, -1, :].float().cpu()
+                                past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1, :].float().cpu()
             next_ids = []
             for row, r in enumerate(requests):
                 if finish[row] is not None:

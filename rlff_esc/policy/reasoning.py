@@ -4,6 +4,11 @@ Only the reply is ever shown to the seeker, the reward model, the evaluation and
 is lenient with what small models produce: a missing closing tag, a repeated block, text before the
 first tag. :func:`format_reward` scores how well an output follows the format (1.0 = exactly one
 non-empty think block followed by a non-empty reply).
+
+The template: the system prompt (:data:`SYSTEM_PROMPT`, plus :data:`REASONING_INSTRUCTION` when
+reasoning is on) then the dialogue, seeker turns as ``user`` and supporter turns as ``assistant``,
+rendered by the model's own chat template; the policy answers ``<think>reasoning</think> reply``
+(:func:`compose`). Without reasoning (the ablation) it answers the reply alone and must not write tags.
 """
 
 from __future__ import annotations
@@ -64,13 +69,29 @@ def parse(text: str) -> ParsedOutput:
     return ParsedOutput(thinking=thinking, reply=reply, well_formed=well_formed)
 
 
+def compose(thinking: str, reply: str) -> str:
+    """The exact target layout the warm-up teaches: ``<think>thinking</think> reply``."""
+    return f"{OPEN}{thinking.strip()}{CLOSE} {reply.strip()}"
+
+
+def well_formed(text: str, reasoning: bool = True) -> bool:
+    """Format compliance. With reasoning: one closed, non-empty think block, then a reply. Without:
+    a non-empty reply and no think tag at all (the no-reasoning ablation must not leak tags)."""
+    if reasoning:
+        return parse(text).well_formed
+    return bool(text.strip()) and OPEN not in text and CLOSE not in text
+
+
 def reply_only(text: str) -> str:
     """What the listener sees: the text after the last ``</think>`` (or the text before an unclosed one)."""
     return parse(text).reply
 
 
-def format_reward(text: str) -> float:
-    """1.0 well formed; 0.5 a closed think block but extra tags or text before it; 0.0 otherwise."""
+def format_reward(text: str, reasoning: bool = True) -> float:
+    """1.0 well formed; 0.5 a closed think block but extra tags or text before it; 0.0 otherwise.
+    Without reasoning: 1.0 for a non-empty reply free of think tags, else 0.0."""
+    if not reasoning:
+        return float(well_formed(text, reasoning=False))
     parsed = parse(text)
     if parsed.well_formed:
         return 1.0

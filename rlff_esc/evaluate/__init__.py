@@ -1,0 +1,1 @@
+"""Evaluation: interactive goal completion, response quality, judge ratings, baselines, the report."""

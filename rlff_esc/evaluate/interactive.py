@@ -1,0 +1,157 @@
+"""Interactive evaluation, PPDPP's protocol (Deng et al., ICLR 2024).
+
+The seeker opens with the case's ``situation``; then the system and the seeker alternate. After each
+exchange (a system reply and the seeker's reaction) the critic judges the dialogue; the dialogue
+succeeds at that turn when the critic's mean mapped score is above the threshold (0.5), and stops.
+A dialogue has at most ``max_turns`` system turns. All dialogues advance together: one batched call
+per role per turn.
+
+Seeds depend on the case, the turn and the role only, never on the system, so every system meets
+the same seeker draws: comparisons between systems are paired.
+
+When a safety layer is given, each seeker message is screened first; a flagged message is answered
+with the layer's safe reply instead of the system's (the system is not asked), and the flag is kept
+in the transcript.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from rlff_esc.agents.base import Dialogue
+from rlff_esc.config import Config
+from rlff_esc.data.prepare import read_cases
+from rlff_esc.data.schema import Profile, Turn
+from rlff_esc.errors import DataError, RlffError
+from rlff_esc.jsonl import read_jsonl
+
+CASE_FIELDS = ("emotion_type", "problem_type", "situation")
+
+
+@dataclass
+class EvalCase:
+    id: str
+    profile: Profile
+
+
+def read_cases_file(path: Path) -> list[EvalCase]:
+    """Cases from any JSONL file with emotion_type, problem_type and situation (non-empty strings);
+    ``id`` is optional. A bad record raises a DataError naming file, line and field."""
+    cases = []
+    for line, obj in read_jsonl(path):
+        for name in CASE_FIELDS:
+            value = obj.get(name)
+            if not isinstance(value, str) or not value.strip():
+                problem = "missing" if value is None else f"expected a non-empty string, got {value!r}"
+                raise DataError(path, line, name, problem)
+        profile = Profile(**{name: obj[name].strip() for name in CASE_FIELDS})
+        cases.append(EvalCase(id=str(obj.get("id", f"{Path(path).name}:{line}")), profile=profile))
+    if not cases:
+        raise DataError(path, None, None, "no cases in the file")
+    return cases
+
+
+def evaluation_cases(config: Config) -> tuple[list[EvalCase], str]:
+    """The cases to talk through, and where they came from: ``evaluate.cases_file`` if set, else the
+    run's ``cases.jsonl`` split ``evaluate.split`` (ESConv's PPDPP test split, or ExTES test cases)."""
+    ev = config.evaluate
+    if ev.cases_file:
+        path = config.resolve(ev.cases_file)
+        if not path.exists():
+            raise RlffError(f"evaluate.cases_file: {path} does not exist")
+        cases, source = read_cases_file(path), str(path)
+    else:
+        path = config.run_path / "cases.jsonl"
+        if not path.exists():
+            raise RlffError(f"{path} is missing: run `rlff-esc data prepare` first (or pass --cases FILE)")
+        cases = [EvalCase(c.id, c.profile) for c in read_cases(path) if c.split == ev.split]
+        if not cases:
+            raise RlffError(f"evaluate.split: no cases of split {ev.split!r} in {path}")
+        source = f"{path} (split {ev.split})"
+    return cases[: ev.max_cases] if ev.max_cases else cases, source
+
+
+def turn_seed(seed: int, case_id: str, turn: int, role: str) -> int:
+    return zlib.crc32(f"{seed}|{case_id}|{turn}|{role}".encode()) & 0x7FFFFFFF
+
+
+@dataclass
+class _State:
+    case: EvalCase
+    turns: list[Turn]
+    critic: list[dict] = field(default_factory=list)
+    system_notes: list[dict] = field(default_factory=list)
+    safety: list[dict] = field(default_factory=list)
+    success_turn: int | None = None
+
+    def record(self, system: str, max_turns: int) -> dict:
+        scores = [c["score"] for c in self.critic if c["score"] is not None]
+        return {"case_id": self.case.id, "system": system, "profile": self.case.profile.model_dump(),
+                "turns": [t.model_dump(exclude_none=True) for t in self.turns], "critic": self.critic,
+                "system_notes": self.system_notes, "safety_flags": self.safety,
+                "success": self.success_turn is not None, "success_turn": self.success_turn,
+                "turns_used": self.success_turn or len(self.critic),
+                "final_score": scores[-1] if scores else None, "max_turns": max_turns}
+
+
+def run_dialogues(system, cases: list[EvalCase], seeker, critic, *, max_turns: int, threshold: float,
+                  seed: int, safety=None, progress: bool = True) -> list[dict]:
+    """Talk every case through with ``system``; one transcript record per case, in case order."""
+    states = [_State(c, [Turn(speaker="seeker", text=c.profile.situation)]) for c in cases]
+    active = list(range(len(states)))
+    bar = tqdm(total=max_turns, desc=f"evaluate {system.name}", unit="turn", disable=not progress)
+    for turn in range(1, max_turns + 1):
+        if not active:
+            break
+        _system_turn(system, [states[i] for i in active], turn, seed, safety)
+        dialogues = [Dialogue(states[i].case.profile, states[i].turns) for i in active]
+        reactions = seeker.respond(dialogues, [turn_seed(seed, states[i].case.id, turn, "seeker") for i in active])
+        for i, text in zip(active, reactions):
+            states[i].turns.append(Turn(speaker="seeker", text=text))
+        judgements = critic.judge([Dialogue(states[i].case.profile, states[i].turns) for i in active])
+        for i, j in zip(active, judgements):
+            states[i].critic.append({"turn": turn, "score": j.score, "distribution": j.distribution,
+                                     "invalid": j.invalid})
+            if j.score is not None and j.score > threshold:
+                states[i].success_turn = turn
+        active = [i for i in active if states[i].success_turn is None]
+        bar.update(1)
+        bar.set_postfix(succeeded=len(states) - len(active), of=len(states))
+    bar.close()
+    return [s.record(system.name, max_turns) for s in states]
+
+
+def _system_turn(system, states: list[_State], turn: int, seed: int, safety) -> None:
+    """Every active dialogue gets one supporter turn: the system's, or the safe reply when the
+    seeker's last message is flagged."""
+    flags = safety.check([s.turns[-1].text for s in states]) if safety else [None] * len(states)
+    asked = [k for k, f in enumerate(flags) if f is None]
+    replies = system.respond([states[k].turns for k in asked],
+                             [turn_seed(seed, states[k].case.id, turn, "system") for k in asked]) if asked else []
+    notes = list(getattr(system, "last_notes", []) or [])
+    notes += [{}] * (len(asked) - len(notes))
+    for k, reply, note in zip(asked, replies, notes):
+        states[k].turns.append(Turn(speaker="supporter", text=reply, strategy=note.get("strategy")))
+        if note:
+            states[k].system_notes.append({"turn": turn, **note})
+    for k, flag in enumerate(flags):
+        if flag is not None:
+            states[k].turns.append(Turn(speaker="supporter", text=safety.safe_reply(flag)))
+            states[k].safety.append({"turn": turn, **flag.to_dict()})
+
+
+def outcome_statistics(transcripts: list[dict], max_turns: int) -> dict:
+    """The protocol's metrics as bootstrap statistics over cases: SR, AvgT (a failure counts as
+    ``max_turns``), SR within each turn (cumulative) and the mean final critic score."""
+    from rlff_esc.evaluate.stats import mean_of
+
+    turns = [t["success_turn"] if t["success"] else max_turns for t in transcripts]
+    stats = {"SR": mean_of([float(t["success"]) for t in transcripts]), "AvgT": mean_of(turns),
+             "reward": mean_of([t["final_score"] for t in transcripts])}
+    for k in range(1, max_turns + 1):
+        stats[f"SR@{k}"] = mean_of([float(t["success"] and t["success_turn"] <= k) for t in transcripts])
+    return stats

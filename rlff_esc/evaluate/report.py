@@ -1,0 +1,170 @@
+"""``<run>/report.md`` and its PNG plots, from the combined evaluation metrics.
+
+Every number is shown with its 95% bootstrap interval; differences from ``base`` carry the paired
+bootstrap p-value. The agents' identities are printed beside the tables they produced, with a
+caveat where DESIGN.md's validity measurements say the numbers carry no signal.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from rlff_esc.config import Config  # noqa: E402
+from rlff_esc.evaluate.judge import ASPECTS  # noqa: E402
+from rlff_esc.evaluate.quality import QUALITY_METRICS  # noqa: E402
+from rlff_esc.jsonl import iter_jsonl  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_LLM_CAVEAT = (
+    "**Caveat:** success here is judged by the embedded SmolLM2-135M as the PPDPP critic. Measured "
+    "against ESConv's human before/after reports it has no signal (Spearman −0.00 with reported "
+    "improvement; it rates failed conversations above kept ones, AUC 0.26; see DESIGN.md, critic "
+    "validity), so these SR and AvgT figures say nothing about the systems. Use the learned critic "
+    "(`evaluate.critic.kind: learned`) or a strong LLM critic behind an endpoint.")
+EMBEDDED_JUDGE_CAVEAT = (
+    "**Caveat:** the judge is the embedded SmolLM2-135M, far too small to rate support quality; its "
+    "ratings show that the pipeline runs, not how good the replies are. Point `models.judge` at a "
+    "strong model for ratings that mean something.")
+
+
+def fmt(cell: dict | None, digits: int = 3) -> str:
+    if not cell or cell.get("value") is None:
+        return "–"
+    return f"{cell['value']:.{digits}f} [{cell['low']:.{digits}f}, {cell['high']:.{digits}f}]"
+
+
+def fmt_test(test: dict | None, digits: int = 3) -> str:
+    if not test or test.get("delta") is None:
+        return "–"
+    return f"{test['delta']:+.{digits}f} (p={test['p']:.3f})"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def write_report(config: Config, combined: dict) -> Path:
+    run = config.run_path
+    systems, tests, agents = combined["systems"], combined["paired_tests_vs_base"], combined["agents"]
+    max_turns = combined["max_turns"]
+    lines = [f"# RLFF-ESC evaluation: {config.name}", ""]
+    first = next(iter(systems.values()), None)
+    if first:
+        lines += [f"- Cases: {first['cases']} from {first['cases_source']}; at most {max_turns} supporter turns; "
+                  f"success when the critic's mean mapped score > {agents.get('critic_threshold')}.",
+                  f"- Seeker: `{agents.get('seeker')}`; critic: `{agents.get('critic')}` ({agents.get('critic_kind')}); "
+                  f"judge: `{agents.get('judge')}`.",
+                  f"- Response quality on {first['contexts']} test contexts of `{run / 'contexts.jsonl'}`.",
+                  f"- Every system reads the last {config.policy.max_history_turns} turns of the dialogue "
+                  "(`policy.max_history_turns`, the window the trained policies learnt on).",
+                  f"- Intervals: 95% bootstrap over cases/contexts ({combined['bootstrap_samples']} resamples, "
+                  f"seed {config.seed}); Δ and p: paired bootstrap against `base`.", ""]
+    for name, why in combined.get("unavailable", {}).items():
+        lines.append(f"- Not evaluated: **{name}**: {why}")
+    lines.append("")
+
+    lines += ["## Goal completion (interactive, PPDPP protocol)", ""]
+    if agents.get("critic_kind") == "llm" and config.models.critic.model.startswith("embedded:"):
+        lines += [EMBEDDED_LLM_CAVEAT, ""]
+    rows = []
+    for name, m in systems.items():
+        i, t = m["interactive"], tests.get(name, {})
+        rows.append([name, fmt(i["SR"]), fmt(i["AvgT"], 2), fmt(i["reward"]), fmt_test(t.get("SR")),
+                     fmt_test(t.get("AvgT"), 2), str(m.get("empty_replies", 0)), str(m.get("safety_flags", 0)),
+                     "–" if m.get("well_formed") is None else f"{m['well_formed']:.2f}"])
+    lines += _table(["system", "SR", "AvgT", "mean critic reward", "ΔSR vs base", "ΔAvgT vs base",
+                     "empty replies", "safety flags", "think format ok"], rows)
+    lines += ["", "SR within each turn (cumulative), 95% intervals:", ""]
+    rows = [[name] + [fmt(m["interactive"].get(f"SR@{k}"), 2) for k in range(1, max_turns + 1)]
+            for name, m in systems.items()]
+    lines += _table(["system"] + [f"@{k}" for k in range(1, max_turns + 1)], rows)
+    sr_plot = plot_sr_by_turn(systems, max_turns, run / "sr_by_turn.png")
+    lines += ["", f"![SR by turn]({sr_plot.name})", ""]
+
+    if any(m.get("quality") for m in systems.values()):
+        lines += ["## Response quality (against the gold supporter reply)", "",
+                  "BLEU (sacrebleu), ROUGE-L and Distinct in 0–100; cosine: MiniLM; length: words. "
+                  "Distinct-n intervals lean low: a resample repeats replies, and repeats are never distinct.", ""]
+        rows = [[name] + [fmt(m["quality"].get(k), 2) for k in QUALITY_METRICS]
+                for name, m in systems.items() if m.get("quality")]
+        lines += _table(["system"] + list(QUALITY_METRICS), rows)
+        rows = [[name] + [fmt_test(t.get(k), 2) for k in QUALITY_METRICS] for name, t in tests.items()]
+        if rows:
+            lines += ["", "Paired differences from `base` (Δ, p):", ""]
+            lines += _table(["system"] + list(QUALITY_METRICS), rows)
+        lines.append("")
+
+    if any(m.get("judge") for m in systems.values()):
+        lines += ["## Judge ratings (1–5)", "", f"Judge: `{agents.get('judge')}`.", ""]
+        if config.models.judge.model.startswith("embedded:smollm2"):
+            lines += [EMBEDDED_JUDGE_CAVEAT, ""]
+        rows = []
+        for name, m in systems.items():
+            if m.get("judge"):
+                unparsed = sum(m.get("judge_unparsed", {}).values())
+                total = m.get("judge_rated", 0) * len(ASPECTS)
+                rows.append([name] + [fmt(m["judge"].get(k), 2) for k in ASPECTS] +
+                            [fmt_test(tests.get(name, {}).get("judge_overall"), 2), f"{unparsed}/{total}"])
+        lines += _table(["system"] + list(ASPECTS) + ["Δoverall vs base", "unparsed"], rows)
+        lines.append("")
+
+    planner = systems.get("strategy", {}).get("identity", {}).get("planner_metrics")
+    if planner:
+        lines += ["## Strategy planner", "",
+                  f"MiniLM + logistic regression on {planner.get('train_examples')} ESConv training contexts; "
+                  f"next-strategy accuracy on {planner.get('valid_examples')} validation contexts: "
+                  f"{planner.get('valid_accuracy')} (majority class: {planner.get('valid_majority_accuracy')}).", ""]
+
+    curves = plot_training(run / "policy" / "train_log.jsonl", run / "training_rewards.png")
+    if curves:
+        lines += ["## Training", "", f"![training rewards]({curves.name})", ""]
+    lines += ["## Files", "", f"- combined metrics: `{run / 'eval' / 'metrics.json'}`",
+              f"- per system: `{run / 'eval'}/<system>/` (transcripts.jsonl, replies.jsonl, metrics.json)", ""]
+    path = run / "report.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def plot_sr_by_turn(systems: dict, max_turns: int, path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(6, 4))
+    turns = list(range(1, max_turns + 1))
+    for name, m in systems.items():
+        values = [m["interactive"][f"SR@{k}"]["value"] or 0.0 for k in turns]
+        ax.plot(turns, values, marker="o", label=name)
+    ax.set(xlabel="turn", ylabel="success rate (cumulative)", title="SR by turn", ylim=(-0.02, 1.02))
+    ax.set_xticks(turns)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_training(log_path: Path, path: Path) -> Path | None:
+    """Reward curves from the GRPO log: every numeric key that names a reward (its mean, not its std)."""
+    if not log_path.exists():
+        return None
+    rows = [obj for _, obj in iter_jsonl(log_path) if isinstance(obj, dict) and "step" in obj]
+    keys = sorted({k for r in rows for k, v in r.items()
+                   if "reward" in k and "std" not in k and isinstance(v, (int, float))})
+    if not keys:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for key in keys:
+        points = [(r["step"], r[key]) for r in rows if isinstance(r.get(key), (int, float))]
+        ax.plot(*zip(*points), marker=".", label=key)
+    ax.set(xlabel="step", ylabel="reward", title="GRPO training rewards")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

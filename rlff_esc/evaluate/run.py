@@ -1,0 +1,313 @@
+"""``evaluate``: every system through the same cases and contexts, then paired tests and the report.
+
+Per system, ``<run>/eval/<system>/`` holds ``transcripts.jsonl`` (interactive dialogues with per-turn
+critic scores), ``replies.jsonl`` (replies to the test contexts with their metrics and judge ratings)
+and ``metrics.json`` (with bootstrap intervals and a fingerprint of the inputs). A system whose
+fingerprint is unchanged is not run again unless ``force``. ``<run>/eval/metrics.json`` combines all
+systems with the paired tests against ``base``; ``<run>/report.md`` shows them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from pathlib import Path
+
+from rlff_esc.config import Config
+from rlff_esc.data.prepare import read_contexts
+from rlff_esc.errors import RlffError
+from rlff_esc.evaluate import judge as judging
+from rlff_esc.evaluate.interactive import evaluation_cases, outcome_statistics, run_dialogues
+from rlff_esc.evaluate.quality import add_similarity, generate_replies, quality_statistics
+from rlff_esc.evaluate.stats import interval, paired_test
+from rlff_esc.evaluate.systems import build_systems, folder_fingerprint
+from rlff_esc.jsonl import read_jsonl, write_jsonl
+from rlff_esc.manifest import record_stage
+
+log = logging.getLogger(__name__)
+
+BASELINE = "base"
+
+
+class _Agents:
+    """Seeker, critic, safety layer, judge and encoder, built on first use: a re-run in which every
+    system is already evaluated loads no model."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        self._cache: dict = {}
+
+    def _get(self, key, build):
+        if key not in self._cache:
+            self._cache[key] = build()
+        return self._cache[key]
+
+    @property
+    def seeker(self):
+        from rlff_esc.agents.seeker import SeekerAgent
+        from rlff_esc.llm.registry import build_backend
+
+        ev = self.config.evaluate
+        return self._get("seeker", lambda: SeekerAgent(
+            build_backend(self.config.models.seeker), max_new_tokens=ev.seeker_max_new_tokens,
+            temperature=ev.seeker_temperature, max_resamples=self.config.simulate.max_resamples))
+
+    @property
+    def critic(self):
+        from rlff_esc.agents.factory import build_critic
+
+        return self._get("critic", lambda: build_critic(self.config.evaluate.critic, self.config))
+
+    @property
+    def safety(self):
+        from rlff_esc.serve.safety import SafetyLayer
+
+        return self._get("safety", lambda: SafetyLayer.from_config(self.config.serve.safety, self.config.base_dir)
+                         if self.config.evaluate.safety else None)
+
+    @property
+    def judge(self):
+        from rlff_esc.llm.registry import build_backend
+
+        return self._get("judge", lambda: build_backend(self.config.models.judge))
+
+    @property
+    def encoder(self):
+        from rlff_esc.evaluate.planner import load_encoder
+
+        return self._get("encoder", lambda: load_encoder("embedded:minilm", 256))
+
+
+def evaluate(config: Config, systems: list | None = None, force: bool = False, progress: bool = True) -> dict:
+    """Evaluate ``systems`` (names, ``name=path`` strings or System objects; default
+    ``evaluate.systems``) and write the combined metrics and the report. Returns the combined metrics."""
+    start = time.perf_counter()
+    ev, run = config.evaluate, config.run_path
+    cases, cases_source = evaluation_cases(config)
+    contexts = _quality_contexts(config) if ev.quality else []
+    objects = [s for s in systems or [] if not isinstance(s, str)]
+    names = [s for s in systems or [] if isinstance(s, str)]
+    built, unavailable = build_systems(config, names) if names or not objects else ([], {})
+    agents = _Agents(config)
+    inputs = _shared_inputs(config, cases, contexts)
+    evaluated = {}
+    for system in objects + built:
+        folder = run / "eval" / system.name
+        key = _fingerprint(inputs, system)
+        previous = _read_metrics(folder)
+        if previous.get("fingerprint") == key and not force:
+            log.info("%s: already evaluated with the same inputs (%s); skipped", system.name, folder)
+            evaluated[system.name] = previous
+            continue
+        evaluated[system.name] = _evaluate_system(config, system, cases, cases_source, contexts, agents, key,
+                                                  _digest(inputs), progress)
+        if hasattr(system, "close"):
+            system.close()
+    _add_earlier(run / "eval", evaluated, _digest(inputs), skip=set(unavailable))
+    combined = combine(config, evaluated, unavailable)
+    (run / "eval").mkdir(parents=True, exist_ok=True)
+    (run / "eval" / "metrics.json").write_text(json.dumps(combined, indent=2))
+    from rlff_esc.evaluate.report import write_report
+
+    report = write_report(config, combined)
+    combined["report"] = str(report)
+    seconds = time.perf_counter() - start
+    record_stage(run, config, "evaluate", seconds, systems=list(evaluated), unavailable=list(unavailable),
+                 cases=len(cases), contexts=len(contexts), report=str(report))
+    log.info("evaluation done in %.0f s; report: %s", seconds, report)
+    return combined
+
+
+def _quality_contexts(config: Config):
+    path = config.run_path / "contexts.jsonl"
+    if not path.exists():
+        raise RlffError(f"{path} is missing: run `rlff-esc data prepare` first (or set evaluate.quality: false)")
+    contexts = read_contexts(path, split="test")
+    if not contexts:
+        raise RlffError(f"{path}: no test contexts for the response-quality metrics (set evaluate.quality: false)")
+    limit = config.evaluate.quality_max_contexts
+    return contexts[:limit] if limit else contexts
+
+
+def _shared_inputs(config: Config, cases, contexts) -> dict:
+    """Everything besides the system that decides a system's results."""
+    ev = config.evaluate
+    critic_files = None
+    if ev.critic.kind == "learned":
+        path = config.resolve(ev.critic.learned_path) if ev.critic.learned_path else config.run_path / "critic"
+        critic_files = folder_fingerprint(path) if path.exists() else None
+    return {
+        "evaluate": ev.model_dump(mode="json", exclude={"systems", "policies", "planner"}),
+        "seeker": config.models.seeker.model_dump(mode="json"),
+        "critic_model": config.models.critic.model_dump(mode="json"),
+        "critic_files": critic_files,
+        "judge": config.models.judge.model_dump(mode="json"),
+        "safety": config.serve.safety.model_dump(mode="json"),
+        "seed": config.seed,
+        "max_resamples": config.simulate.max_resamples,
+        "cases": _digest([(c.id, c.profile.model_dump()) for c in cases]),
+        "contexts": _digest([(c.id, c.gold_reply) for c in contexts]),
+    }
+
+
+def _digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _fingerprint(inputs: dict, system) -> str:
+    return _digest({"inputs": inputs, "system": system.name, "identity": getattr(system, "identity", {})})
+
+
+def _add_earlier(folder: Path, evaluated: dict, inputs_key: str, skip: set[str]) -> None:
+    """Systems evaluated by an earlier call on the same cases, contexts and agents join the
+    comparison, so that evaluating one more system does not re-run the others (a system whose
+    model is now missing does not)."""
+    for path in sorted(folder.glob("*/metrics.json")):
+        metrics = json.loads(path.read_text())
+        name = metrics.get("system")
+        if metrics.get("inputs_key") == inputs_key and name not in evaluated and name not in skip:
+            evaluated[name] = metrics
+
+
+def _read_metrics(folder: Path) -> dict:
+    path = folder / "metrics.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _evaluate_system(config: Config, system, cases, cases_source, contexts, agents: _Agents, key: str,
+                     inputs_key: str, progress: bool) -> dict:
+    ev, folder = config.evaluate, config.run_path / "eval" / system.name
+    start, cpu_start = time.perf_counter(), time.process_time()
+    seeker_before = dict(getattr(agents.seeker, "stats", {}))
+    backends = _backends(system, agents)
+    tokens_before = [dict(getattr(b, "stats", {})) for b in backends]
+    transcripts = run_dialogues(system, cases, agents.seeker, agents.critic, max_turns=ev.max_turns,
+                                threshold=ev.critic.success_threshold, seed=config.seed, safety=agents.safety,
+                                progress=progress)
+    write_jsonl(folder / "transcripts.jsonl", transcripts)
+    interactive_seconds = time.perf_counter() - start
+    records = []
+    if contexts:
+        records = generate_replies(system, contexts, seed=config.seed, progress=progress)
+        add_similarity(records, agents.encoder)
+        if ev.judge:
+            rated = contexts[: ev.judge_max_contexts] if ev.judge_max_contexts else contexts
+            ratings = judging.rate(agents.judge, rated, [r["reply"] for r in records[: len(rated)]],
+                                   max_new_tokens=ev.judge_max_new_tokens, label=system.name, progress=progress)
+            for record, rating in zip(records, ratings):
+                record["judge"] = rating
+    write_jsonl(folder / "replies.jsonl", records)
+    metrics = {
+        "system": system.name, "identity": getattr(system, "identity", {}), "fingerprint": key,
+        "inputs_key": inputs_key,
+        "cases": len(cases), "cases_source": cases_source, "contexts": len(records),
+        "empty_replies": sum(1 for t in transcripts for turn in t["turns"]
+                             if turn["speaker"] == "supporter" and not turn["text"].strip()),
+        "safety_flags": sum(len(t["safety_flags"]) for t in transcripts),
+        "well_formed": _well_formed_share(transcripts, records),
+        "seeker_stats": {k: v - seeker_before.get(k, 0) for k, v in getattr(agents.seeker, "stats", {}).items()},
+        "agents": {"seeker": agents.seeker.name, "critic": agents.critic.name,
+                   "critic_kind": ev.critic.kind, "critic_threshold": ev.critic.success_threshold,
+                   "judge": agents.judge.name if ev.judge and records else None},
+        "tokens": _tokens_used(backends, tokens_before),
+        "seconds": {"interactive": round(interactive_seconds, 1),
+                    "total": round(time.perf_counter() - start, 1),
+                    "cpu": round(time.process_time() - cpu_start, 1)},  # all threads: the work, not the wait
+        **system_summary(config, transcripts, records),
+    }
+    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    sr = metrics["interactive"]["SR"]["value"]
+    log.info("%s: SR %.3f, AvgT %.2f (%.0f s)", system.name, sr, metrics["interactive"]["AvgT"]["value"],
+             metrics["seconds"]["total"])
+    return metrics
+
+
+def _well_formed_share(transcripts: list[dict], records: list[dict]) -> float | None:
+    """Share of a reasoning system's outputs that follow the <think>…</think> format (None otherwise)."""
+    flags = [n["well_formed"] for t in transcripts for n in t["system_notes"] if "well_formed" in n]
+    flags += [r["notes"]["well_formed"] for r in records if "well_formed" in r.get("notes", {})]
+    return round(sum(flags) / len(flags), 3) if flags else None
+
+
+def _backends(system, agents: _Agents) -> list:
+    """The distinct model backends a system's evaluation runs on (the demo shares one SmolLM2)."""
+    found = [getattr(system, "backend", None), getattr(agents.seeker, "backend", None)]
+    if agents.config.evaluate.judge and agents.config.evaluate.quality:
+        found.append(agents.judge)
+    return list({id(b): b for b in found if b is not None}.values())
+
+
+def _tokens_used(backends: list, before: list[dict]) -> dict:
+    """Prompt and generated tokens of the local backends during one system's evaluation: the
+    machine-independent measure of its cost (seconds depend on what else the CPU is doing)."""
+    used = {"prompt_tokens": 0, "completion_tokens": 0}
+    for backend, start in zip(backends, before):
+        for key in used:
+            used[key] += getattr(backend, "stats", {}).get(key, 0) - start.get(key, 0)
+    return used
+
+
+def system_summary(config: Config, transcripts: list[dict], records: list[dict]) -> dict:
+    """Every metric of one system with its bootstrap interval."""
+    ev, boot = config.evaluate, {"samples": config.evaluate.bootstrap_samples, "seed": config.seed}
+    interactive = {k: interval(s, len(transcripts), **boot) for k, s in outcome_statistics(transcripts, ev.max_turns).items()}
+    summary = {"interactive": interactive, "quality": {}, "judge": {}}
+    if records:
+        summary["quality"] = {k: interval(s, len(records), **boot) for k, s in quality_statistics(records).items()}
+        rated = [r for r in records if r.get("judge")]
+        if rated:
+            summary["judge"] = {k: interval(s, len(records), **boot) for k, s in judging.judge_statistics(records).items()}
+            summary["judge_rated"] = len(rated)
+            summary["judge_unparsed"] = judging.unparsed_counts(records)
+    return summary
+
+
+def _load_outputs(config: Config, name: str) -> tuple[list[dict], list[dict]]:
+    folder = config.run_path / "eval" / name
+    read = lambda f: [obj for _, obj in read_jsonl(folder / f)] if (folder / f).exists() else []  # noqa: E731
+    return read("transcripts.jsonl"), read("replies.jsonl")
+
+
+def paired_tests(config: Config, names: list[str]) -> dict:
+    """Each system against ``base`` on the same cases and contexts: SR, AvgT, reward, every quality
+    metric and the judge's overall rating."""
+    if BASELINE not in names:
+        return {}
+    ev, boot = config.evaluate, {"samples": config.evaluate.bootstrap_samples, "seed": config.seed + 1}
+    base_t, base_r = _load_outputs(config, BASELINE)
+    base_stats = _all_statistics(ev.max_turns, base_t, base_r)
+    tests = {}
+    for name in names:
+        if name == BASELINE:
+            continue
+        sys_t, sys_r = _load_outputs(config, name)
+        if [t["case_id"] for t in sys_t] != [t["case_id"] for t in base_t] or \
+                [r["context_id"] for r in sys_r] != [r["context_id"] for r in base_r]:
+            log.warning("%s: cases or contexts differ from base's; no paired test", name)
+            continue
+        sys_stats = _all_statistics(ev.max_turns, sys_t, sys_r)
+        tests[name] = {}
+        for metric, (stat, n) in sys_stats.items():
+            if metric in base_stats and not metric.startswith("SR@"):
+                tests[name][metric] = paired_test(stat, base_stats[metric][0], n, **boot)
+    return tests
+
+
+def _all_statistics(max_turns: int, transcripts: list[dict], records: list[dict]) -> dict:
+    stats = {k: (s, len(transcripts)) for k, s in outcome_statistics(transcripts, max_turns).items()}
+    if records:
+        stats.update({k: (s, len(records)) for k, s in quality_statistics(records).items()})
+        if any(r.get("judge") for r in records):
+            stats["judge_overall"] = (judging.judge_statistics(records)["overall"], len(records))
+    return stats
+
+
+def combine(config: Config, evaluated: dict, unavailable: dict) -> dict:
+    """All systems' metrics, who played the agents, and the paired tests against ``base``."""
+    evaluated = dict(sorted(evaluated.items(), key=lambda item: item[0] != BASELINE))  # base first
+    identity = next((m["agents"] for m in evaluated.values() if m.get("agents")), {})
+    return {"systems": evaluated, "unavailable": unavailable, "agents": identity,
+            "paired_tests_vs_base": paired_tests(config, list(evaluated)),
+            "max_turns": config.evaluate.max_turns, "bootstrap_samples": config.evaluate.bootstrap_samples}

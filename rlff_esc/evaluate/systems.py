@@ -1,0 +1,211 @@
+"""The systems under evaluation, all behind one interface: a batch of dialogue histories in, one reply
+(reply text only, never a ``<think>`` block) per history out.
+
+Every system is a chat model plus a way of prompting it:
+
+- ``base``: the base policy model zero-shot, with the supporter prompt and no reasoning;
+- ``base_reasoning``: the same model asked to think first (the reasoning format), reply kept;
+- ``sft``: the SFT warm-up policy in ``<run>/policy_sft/``;
+- ``strategy``: the base model told which support strategy to use next, chosen by a planner trained on
+  ESConv's strategy labels (PPDPP's supervised stage; see :mod:`rlff_esc.evaluate.planner`);
+- ``rlff_esc``: the GRPO policy in ``<run>/policy/``;
+- any other trained policy by path (the ablations), from ``evaluate.policies`` or ``name=path``.
+
+Model folders load on first use and are released by :meth:`ModelSystem.close`, so only one trained
+policy sits in memory at a time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Protocol
+
+from rlff_esc.config import Config, ModelSpec
+from rlff_esc.data.schema import Turn
+from rlff_esc.errors import RlffError
+from rlff_esc.llm.base import ChatBackend, GenerationRequest
+from rlff_esc.policy.dataset import trim_history
+from rlff_esc.policy.reasoning import parse, policy_messages
+
+log = logging.getLogger(__name__)
+
+BUILTIN = ("base", "base_reasoning", "sft", "strategy", "rlff_esc")
+# Where the trained systems live in the run directory, and which stage writes them.
+MODEL_FOLDERS = {
+    "sft": ("policy_sft", "the SFT stage (`rlff-esc policy sft`, rlff_esc.policy.sft.run_sft)"),
+    "rlff_esc": ("policy", "the GRPO stage (`rlff-esc policy grpo`, rlff_esc.policy.grpo.run_grpo)"),
+}
+
+
+class SystemUnavailable(RlffError):
+    """A system that cannot be evaluated (its model folder is missing); the others still run."""
+
+
+class System(Protocol):
+    name: str
+    identity: dict  # what the system is (model, prompt), recorded beside its results
+
+    def respond(self, histories: list[list[Turn]], seeds: list[int]) -> list[str]:
+        """One reply (reply text only) per history; histories end with a seeker turn."""
+        ...
+
+
+class PromptedSystem:
+    """A chat backend prompted with the policy's own prompt, with or without the reasoning step.
+
+    ``last_notes`` keeps, per reply of the latest call, the raw output (with its reasoning) so that
+    transcripts can show what the system thought."""
+
+    def __init__(self, name: str, backend: ChatBackend, *, reasoning: bool, max_new_tokens: int,
+                 history_turns: int | None = None, identity: dict | None = None):
+        self.name, self.backend, self.reasoning, self.max_new_tokens = name, backend, reasoning, max_new_tokens
+        self.history_turns = history_turns
+        self.identity = {"model": backend.name, "reasoning": reasoning, "history_turns": history_turns,
+                         **(identity or {})}
+        self.last_notes: list[dict] = []
+
+    def window(self, history: list[Turn]) -> list[Turn]:
+        """The turns the system reads: the same window as the trained policies' prompts."""
+        return trim_history(history, self.history_turns) if self.history_turns else history
+
+    def prompts(self, histories: list[list[Turn]]) -> list[tuple[list[dict], dict]]:
+        """Chat messages per history, with notes to keep beside each reply."""
+        return [(policy_messages(self.window(h), reasoning=self.reasoning), {}) for h in histories]
+
+    def respond(self, histories: list[list[Turn]], seeds: list[int]) -> list[str]:
+        prompts = self.prompts(histories)
+        requests = [GenerationRequest(messages=m, max_new_tokens=self.max_new_tokens, temperature=0.0, seed=s)
+                    for (m, _), s in zip(prompts, seeds)]
+        outputs = self.backend.generate(requests)
+        replies, self.last_notes = [], []
+        for out, (_, extra) in zip(outputs, prompts):
+            parsed = parse(out.text)
+            replies.append(parsed.reply)
+            note = {**extra, "raw": out.text, "finish_reason": out.finish_reason}
+            if self.reasoning:
+                note["well_formed"] = parsed.well_formed
+            self.last_notes.append(note)
+        return replies
+
+    def close(self) -> None:
+        pass
+
+
+class ModelSystem(PromptedSystem):
+    """A trained policy in a model folder, loaded on first use."""
+
+    def __init__(self, name: str, path: Path, spec: ModelSpec, *, reasoning: bool, max_new_tokens: int,
+                 history_turns: int | None = None):
+        self.path, self.spec = Path(path), spec
+        self._backend: ChatBackend | None = None
+        self.name, self.reasoning, self.max_new_tokens = name, reasoning, max_new_tokens
+        self.history_turns = history_turns
+        self.identity = {"model": str(self.path), "reasoning": reasoning, "history_turns": history_turns,
+                         "weights": folder_fingerprint(self.path)}
+        self.last_notes = []
+
+    @property
+    def backend(self) -> ChatBackend:
+        if self._backend is None:
+            self._backend = load_model_folder(self.path, self.spec)
+        return self._backend
+
+    def close(self) -> None:
+        self._backend = None
+
+
+def load_model_folder(path: Path, spec: ModelSpec) -> ChatBackend:
+    """A LocalBackend over a saved policy (the policy stages save merged full weights)."""
+    from rlff_esc.llm.local import LocalBackend
+
+    return LocalBackend(str(path), batch_size=spec.batch_size, dtype=spec.dtype, device=spec.device)
+
+
+def folder_fingerprint(path: Path) -> str:
+    """Names, sizes and modification times of a folder's files: changes when a stage rewrites it."""
+    h = hashlib.sha256()
+    for f in sorted(p for p in Path(path).rglob("*") if p.is_file()):
+        st = f.stat()
+        h.update(f"{f.relative_to(path)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def _has_weights(path: Path) -> bool:
+    return path.is_dir() and (any(path.glob("*.safetensors")) or (path / "pytorch_model.bin").exists())
+
+
+def build_system(config: Config, name: str) -> System:
+    """One system by name: a builtin, a name in ``evaluate.policies``, or ``name=path``.
+
+    Raises :class:`SystemUnavailable` (naming the path and the stage that writes it) when a trained
+    system's folder is missing."""
+    from rlff_esc.llm.registry import build_backend
+
+    ev, run = config.evaluate, config.run_path
+    window = config.policy.max_history_turns  # every system reads what the trained policies were trained on
+    if name in ("base", "base_reasoning"):
+        reasoning = name == "base_reasoning"
+        return PromptedSystem(name, build_backend(config.models.policy), reasoning=reasoning,
+                              max_new_tokens=_budget(ev, reasoning), history_turns=window)
+    if name == "strategy":
+        from rlff_esc.evaluate.planner import StrategySystem, load_or_train_planner
+
+        planner = load_or_train_planner(config)
+        return StrategySystem(build_backend(config.models.policy), planner, max_new_tokens=ev.max_new_tokens,
+                              history_turns=window)
+    if name in MODEL_FOLDERS:
+        folder, stage = MODEL_FOLDERS[name]
+        path, reasoning, made_by = run / folder, config.policy.reasoning, f"It is written by {stage}."
+    elif name in ev.policies or "=" in name:
+        if name in ev.policies:
+            entry, made_by = ev.policies[name], "It is set in evaluate.policies."
+            path = config.resolve(entry.path.replace("{run}", str(run)))
+        else:
+            name, _, raw = name.partition("=")
+            entry, path = None, Path(raw.replace("{run}", str(run)))
+            made_by = "Train it first (an ablation: `rlff-esc run --config configs/ablation-<name>.yaml`)."
+        reasoning, window = trained_settings(path, config)
+        if entry is not None and entry.reasoning is not None:
+            reasoning = entry.reasoning
+    else:
+        known = ", ".join(BUILTIN + tuple(ev.policies))
+        raise RlffError(f"evaluate.systems: unknown system {name!r}; known: {known}, or name=path/to/model")
+    if not _has_weights(path):
+        raise SystemUnavailable(f"system '{name}': no trained model at {path}. {made_by}".strip())
+    return ModelSystem(name, path, config.models.policy, reasoning=reasoning, max_new_tokens=_budget(ev, reasoning),
+                       history_turns=window)
+
+
+def trained_settings(path: Path, config: Config) -> tuple[bool, int]:
+    """Reasoning format and history window a policy was trained with: from the manifest of the run
+    that made it (an ablation run's ``manifest.json`` beside its ``policy/``), else this config's."""
+    manifest = Path(path).parent / "manifest.json"
+    policy = json.loads(manifest.read_text()).get("config", {}).get("policy", {}) if manifest.exists() else {}
+    return (policy.get("reasoning", config.policy.reasoning),
+            policy.get("max_history_turns", config.policy.max_history_turns))
+
+
+def _budget(ev, reasoning: bool) -> int:
+    return ev.reasoning_max_new_tokens if reasoning else ev.max_new_tokens
+
+
+def system_names(config: Config, names: list[str] | None = None) -> list[str]:
+    """The systems to evaluate: the given names, else ``evaluate.systems`` plus ``evaluate.policies``."""
+    if names:
+        return list(dict.fromkeys(names))
+    return list(dict.fromkeys(list(config.evaluate.systems) + list(config.evaluate.policies)))
+
+
+def build_systems(config: Config, names: list[str] | None = None) -> tuple[list[System], dict[str, str]]:
+    """The systems that can run, and for each one that cannot, why (a message for the user)."""
+    systems, unavailable = [], {}
+    for name in system_names(config, names):
+        try:
+            systems.append(build_system(config, name))
+        except SystemUnavailable as e:
+            log.warning("%s", e)
+            unavailable[name.partition("=")[0]] = str(e)
+    return systems, unavailable

@@ -1,0 +1,53 @@
+"""The held-out check of a policy: does it follow the format, and what does the reward model think of
+its replies? Greedy generations on the first ``n`` valid-split contexts, with the same prompts as
+training (``policy_messages`` over the trimmed history), through :class:`LocalBackend`.
+
+``format_compliance`` is the share of well-formed outputs; ``mean_reward`` the mean reward-model score
+of ``reply_only`` (an output with no reply gets the lowest score of the batch, as in training).
+"""
+
+from __future__ import annotations
+
+import statistics
+
+from rlff_esc.config import Config
+from rlff_esc.data.prepare import read_contexts
+from rlff_esc.errors import RlffError
+from rlff_esc.llm.base import GenerationRequest
+from rlff_esc.llm.local import LocalBackend
+from rlff_esc.policy.dataset import trim_history
+from rlff_esc.policy.reasoning import policy_messages, reply_only, well_formed
+
+
+def policy_check(config: Config, model_path: str, n: int, scorer=None, split: str = "valid") -> dict:
+    """Format compliance and mean RM score of ``model_path`` on ``n`` held-out contexts. ``scorer``
+    defaults to the trained reward model; pass one to reuse it (it is loaded once per stage)."""
+    policy = config.policy
+    contexts = read_contexts(config.run_path / "contexts.jsonl", split=split)[:n]
+    if not contexts:
+        raise RlffError(f"{config.run_path}/contexts.jsonl: no {split}-split contexts to check the policy on")
+    if scorer is None:
+        from rlff_esc.policy.rewards import load_scorer
+
+        scorer = load_scorer(config)
+    spec = config.models.policy
+    backend = LocalBackend(model_path, batch_size=spec.batch_size, dtype=spec.dtype, device=spec.device)
+    requests = [GenerationRequest(messages=policy_messages(trim_history(c.history, policy.max_history_turns),
+                                                           policy.reasoning),
+                                  max_new_tokens=policy.grpo.max_completion_length, temperature=0.0)
+                for c in contexts]
+    texts = [g.text for g in backend.generate(requests)]
+    replies = [reply_only(t) if policy.reasoning else t.strip() for t in texts]
+    scorable = [i for i, r in enumerate(replies) if r]
+    scored = scorer.score([contexts[i].history for i in scorable], [replies[i] for i in scorable])
+    floor = min(scored) if scored else 0.0
+    scores = [floor] * len(replies)
+    for i, s in zip(scorable, scored):
+        scores[i] = float(s)
+    return {"model": model_path, "split": split, "n": len(contexts),
+            "format_compliance": sum(well_formed(t, policy.reasoning) for t in texts) / len(texts),
+            "mean_reward": statistics.fmean(scores),
+            "mean_completion_tokens": backend.stats["completion_tokens"] / len(texts),
+            "seconds": round(backend.stats["seconds"], 1),
+            "examples": [{"context_id": c.id, "output": t, "reply": r, "score": s}
+                         for c, t, r, s in zip(contexts, texts, replies, scores)]}

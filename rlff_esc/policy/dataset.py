@@ -1,0 +1,90 @@
+"""Training examples for the policy: warm-up targets (SFT) and GRPO prompts, both in TRL's
+conversational format, built from the run directory's ESConv contexts (train split only).
+
+The warm-up reasoning is templated, not generated: SmolLM2-135M cannot write useful reasoning yet, so
+it learns the *layout* from a short, truthful sentence built from the case's gold labels::
+
+    <think>The seeker is dealing with {problem} and feels {emotion}. {strategy hint}</think> {gold reply}
+
+``{strategy hint}`` is one sentence per ESConv strategy (:data:`STRATEGY_HINTS`), naming the gold
+strategy the human supporter used next. It is kept short on purpose: every reasoning token is
+generated again at each GRPO step.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rlff_esc.config import Config
+from rlff_esc.data.contexts import build_contexts
+from rlff_esc.data.prepare import cap_contexts, read_cases, read_contexts
+from rlff_esc.data.schema import Context, Turn
+from rlff_esc.errors import RlffError
+from rlff_esc.policy.reasoning import compose, policy_messages
+
+STRATEGY_HINTS = {
+    "question": "A gentle question will help me understand more.",
+    "restatement or paraphrasing": "I should restate what they said so they feel heard.",
+    "reflection of feelings": "I should reflect their feelings back to them.",
+    "self-disclosure": "Sharing a similar experience of mine may help them feel less alone.",
+    "affirmation and reassurance": "They need affirmation and reassurance.",
+    "providing suggestions": "They seem ready for a practical suggestion.",
+    "information": "Some useful information could help them.",
+}
+DEFAULT_HINT = "I should respond warmly and keep them talking."
+
+
+def trim_history(history: list[Turn], max_turns: int) -> list[Turn]:
+    """The last ``max_turns`` turns, starting at a seeker turn (training prompts stay short)."""
+    kept = history[-max_turns:]
+    while len(kept) > 1 and kept[0].speaker != "seeker":
+        kept = kept[1:]
+    return kept
+
+
+def warmup_reasoning(context: Context) -> str:
+    profile = context.profile
+    hint = STRATEGY_HINTS.get((context.gold_strategy or "").strip().lower(), DEFAULT_HINT)
+    return f"The seeker is dealing with {profile.problem_type.lower()} and feels {profile.emotion_type.lower()}. {hint}"
+
+
+def warmup_target(context: Context, reasoning: bool) -> str:
+    return compose(warmup_reasoning(context), context.gold_reply) if reasoning else context.gold_reply.strip()
+
+
+def _run_file(config: Config, name: str) -> Path:
+    path = config.run_path / name
+    if not path.exists():
+        raise RlffError(f"{path}: not found; run `rlff-esc data prepare -c <config>` first")
+    return path
+
+
+def sft_examples(config: Config) -> list[dict]:
+    """Prompt/completion pairs from every train-split dialogue in ``cases.jsonl`` (more variety than
+    the capped ``contexts.jsonl``), spread evenly and capped at ``policy.sft.max_examples``."""
+    policy = config.policy
+    cases = [c for c in read_cases(_run_file(config, "cases.jsonl")) if c.split == "train"]
+    contexts = [x for c in cases for x in build_contexts(c) if x.gold_reply.strip()]
+    if not contexts:
+        raise RlffError(f"{config.run_path}/cases.jsonl: no train-split contexts for the SFT warm-up")
+    contexts = cap_contexts(contexts, policy.sft.max_examples)
+    return [{"prompt": policy_messages(trim_history(c.history, policy.max_history_turns), policy.reasoning),
+             "completion": [{"role": "assistant", "content": warmup_target(c, policy.reasoning)}],
+             "context_id": c.id} for c in contexts]
+
+
+def grpo_prompts(config: Config, split: str = "train") -> list[dict]:
+    """Conversational prompts (no final assistant turn) with the columns the reward functions read:
+    ``context_id`` and ``history`` (the full context history as JSON, for the reward model)."""
+    policy = config.policy
+    contexts = read_contexts(_run_file(config, "contexts.jsonl"), split=split)
+    if not contexts:
+        raise RlffError(f"{config.run_path}/contexts.jsonl: no {split}-split contexts for GRPO")
+    return [{"prompt": policy_messages(trim_history(c.history, policy.max_history_turns), policy.reasoning),
+             "context_id": c.id,
+             "history": json.dumps([t.model_dump() for t in c.history])} for c in contexts]
+
+
+def history_from_json(text: str) -> list[Turn]:
+    return [Turn.model_validate(t) for t in json.loads(text)]

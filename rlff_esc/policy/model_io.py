@@ -1,0 +1,135 @@
+"""Loading a policy for training and saving it so that any backend can load it by path.
+
+Training uses LoRA by default (CPU) or full fine-tuning; either way the saved ``policy_sft/`` and
+``policy/`` folders hold *merged full weights* in Hugging Face format, so ``load_causal_lm(path)``,
+``LocalBackend``, vLLM and the chat server need no PEFT code. Intermediate TRL checkpoints keep TRL's
+own layout (adapter only under LoRA) because resuming reads them back through the trainer.
+
+A stage writes ``stage.json`` (a fingerprint of its inputs) last; a re-run with the same fingerprint
+skips the work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import torch
+
+from rlff_esc.config import Config
+from rlff_esc.llm.embedded import resolve_model
+
+STAGE_FILE = "stage.json"
+
+
+def uses_lora(config: Config) -> bool:
+    return config.policy.lora.enabled and not config.policy.full_finetune
+
+
+def peft_config(config: Config, model=None):
+    """LoRA settings for TRL's ``peft_config=``; ``lora.top_layers`` needs the model's layer count."""
+    if not uses_lora(config):
+        return None
+    from peft import LoraConfig
+
+    lora = config.policy.lora
+    layers, targets = None, lora.target_modules
+    if lora.top_layers is not None and model is not None:
+        total = model.config.num_hidden_layers
+        layers = list(range(max(0, total - lora.top_layers), total))
+        if isinstance(targets, str):  # PEFT wants explicit names with layers_to_transform
+            targets = sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules()
+                              if isinstance(module, torch.nn.Linear) and ".layers." in name})
+    return LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                      target_modules=targets, layers_to_transform=layers, task_type="CAUSAL_LM")
+
+
+def load_for_training(name: str, bf16: bool = False):
+    """Model and tokenizer for a TRL trainer (right padding for training, a pad token set)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = resolve_model(name)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16 if bf16 else torch.float32)
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer
+
+
+def save_merged(model, tokenizer, path: Path) -> None:
+    """Merge LoRA adapters (if any) into the weights and save a plain HF folder at ``path``."""
+    if hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    path.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(path)
+    tokenizer.padding_side = "left"
+    tokenizer.save_pretrained(path)
+
+
+def save_trained(trainer, tokenizer, path: Path) -> bool:
+    """Save a finished trainer's model merged into ``path``; True on the process that wrote it.
+
+    One process: merge in memory. Several processes or DeepSpeed ZeRO-3 (weights sharded): let the
+    trainer gather and save (adapter or full weights) into ``path/final``, then the main process
+    reloads that folder and merges it (for LoRA, on top of the model training started from).
+    """
+    if not (trainer.is_deepspeed_enabled or trainer.accelerator.num_processes > 1):
+        save_merged(trainer.model, tokenizer, path)
+        return True
+    staging = path / "final"
+    trainer.save_model(str(staging))
+    trainer.accelerator.wait_for_everyone()
+    if not trainer.accelerator.is_main_process:
+        return False
+    if (staging / "adapter_config.json").exists():
+        from peft import AutoPeftModelForCausalLM
+
+        model = AutoPeftModelForCausalLM.from_pretrained(str(staging), dtype=torch.bfloat16)
+    else:
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained(str(staging), dtype=torch.bfloat16)
+    save_merged(model, tokenizer, path)
+    shutil.rmtree(staging, ignore_errors=True)
+    return True
+
+
+def fingerprint(**inputs) -> str:
+    """A stable hash of a stage's inputs (config sections, source model, data file sizes/mtimes)."""
+    blob = json.dumps(inputs, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def file_signature(path: Path) -> str | None:
+    if not path.exists():
+        return None
+    if path.is_dir():
+        path = path / STAGE_FILE if (path / STAGE_FILE).exists() else path / "config.json"
+    stat = path.stat()
+    return f"{stat.st_size}:{int(stat.st_mtime)}"
+
+
+def is_done(out_dir: Path, key: str) -> bool:
+    stage = out_dir / STAGE_FILE
+    return stage.exists() and json.loads(stage.read_text()).get("fingerprint") == key
+
+
+def mark_done(out_dir: Path, key: str, **details) -> None:
+    tmp = out_dir / f".{STAGE_FILE}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps({"fingerprint": key, **details}, indent=2))
+    os.replace(tmp, out_dir / STAGE_FILE)
+
+
+def clear_outputs(out_dir: Path, keep: tuple[str, ...] = ()) -> None:
+    """Remove a stage's previous outputs (a forced or changed re-run), keeping the named entries."""
+    if not out_dir.exists():
+        return
+    for entry in out_dir.iterdir():
+        if entry.name in keep:
+            continue
+        shutil.rmtree(entry) if entry.is_dir() else entry.unlink()

@@ -1,0 +1,149 @@
+"""``rlff-esc run --dry-run``: validate a config without loading any model and print the plan.
+
+Errors (:class:`ConfigError`, naming the setting) are what would make a stage fail after hours of
+work: a global batch that does not divide by the GRPO group size, a data or model path that does not
+exist, an HTTP backend without ``base_urls``, unknown reward names. Things that depend on the machine
+the run will use (a GPU for vLLM or bf16, an API key's environment variable) become warnings in the
+plan instead, since a dry run is often made on another machine.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from rlff_esc.config import Config
+from rlff_esc.errors import ConfigError
+from rlff_esc.llm.embedded import MINILM, SMOLLM2
+from rlff_esc.policy.rewards import REWARD_NAMES
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def validate_plan(config: Config) -> list[str]:
+    """Check the whole config; return the plan as lines, or raise ``ConfigError`` on the first problem."""
+    warnings: list[str] = []
+    lines = [f"experiment {config.name!r}: run directory {config.run_path}, seed {config.seed}"]
+    lines += _data(config)
+    lines += _models(config, warnings)
+    lines += _simulate(config)
+    lines += _reward_model(config)
+    lines += _policy(config, warnings)
+    ev = config.evaluate
+    lines.append(f"evaluate: systems {ev.systems} on the {ev.split} split, up to {ev.max_turns} turns, "
+                 f"critic {ev.critic.kind}, judge {'on' if ev.judge else 'off'}")
+    return lines + [f"warning: {w}" for w in warnings]
+
+
+def _data(config: Config) -> list[str]:
+    data = config.data
+    if data.path != "hub":
+        path = config.resolve(data.path)
+        if not path.exists():
+            raise ConfigError(f"data.path: {path} does not exist")
+    caps = ", ".join(f"{k} {'all' if v is None else v}" for k, v in data.max_contexts.items())
+    return [f"data: {data.dataset} from {data.path} ({data.split} split); contexts per split: {caps}"]
+
+
+def _check_model_name(setting: str, name: str, config: Config) -> str:
+    """An embedded name, an existing folder, or a hub id (not checked offline)."""
+    if name.startswith("embedded:"):
+        if name not in (SMOLLM2, MINILM):
+            raise ConfigError(f"{setting}: unknown embedded model {name!r}; available: {SMOLLM2}, {MINILM}")
+        return "embedded"
+    looks_like_path = name.startswith((".", "/", "~")) or os.sep in name and not HUB_ID.match(name)
+    if looks_like_path or Path(name).exists():
+        path = config.resolve(name)
+        if not path.exists():
+            raise ConfigError(f"{setting}: model folder {path} does not exist")
+        return "local folder"
+    if not HUB_ID.match(name):
+        raise ConfigError(f"{setting}: {name!r} is neither an embedded name, an existing folder nor a hub id")
+    return "hub id, not checked offline"
+
+
+def _models(config: Config, warnings: list[str]) -> list[str]:
+    lines = []
+    for role in ("policy", "seeker", "supporter", "critic", "judge"):
+        spec = getattr(config.models, role)
+        if spec.backend == "http":
+            if not spec.base_urls:
+                raise ConfigError(f"models.{role}.base_urls: the http backend needs at least one base URL")
+            bad = [u for u in spec.base_urls if not u.startswith(("http://", "https://"))]
+            if bad:
+                raise ConfigError(f"models.{role}.base_urls: not an http(s) URL: {bad[0]!r}")
+            if spec.api_key_env and not os.environ.get(spec.api_key_env):
+                warnings.append(f"models.{role}.api_key_env: ${spec.api_key_env} is not set here")
+            where = f"http {spec.model} at {len(spec.base_urls)} replica(s), {spec.max_concurrency} in flight each"
+        else:
+            kind = _check_model_name(f"models.{role}.model", spec.model, config)
+            where = f"local {spec.model} ({kind}), {spec.dtype}, batch {spec.batch_size}"
+        lines.append(f"models.{role}: {where}")
+    return lines
+
+
+def _simulate(config: Config) -> list[str]:
+    s = config.simulate
+    return [f"simulate: {s.candidates} candidates per {s.contexts_split} context, horizon {s.horizon} "
+            f"({'immediate reward' if s.horizon == 0 else 'future-oriented'}), reward '{s.reward}', "
+            f"gamma {s.gamma}, critic {s.critic.kind}"]
+
+
+def _reward_model(config: Config) -> list[str]:
+    rm = config.reward_model
+    _check_model_name("reward_model.backbone", rm.backbone, config)
+    return [f"reward model: {rm.objective} on {rm.backbone}, {rm.epochs} epochs, batch {rm.batch_size}"]
+
+
+def _policy(config: Config, warnings: list[str]) -> list[str]:
+    p, sft, g = config.policy, config.policy.sft, config.policy.grpo
+    _check_model_name("policy.base_model", p.base_model, config)
+    if p.reward_model_path:
+        path = config.resolve(p.reward_model_path)
+        if not path.exists():
+            raise ConfigError(f"policy.reward_model_path: {path} does not exist")
+    unknown = set(g.reward_weights) - set(REWARD_NAMES)
+    if unknown:
+        raise ConfigError(f"policy.grpo.reward_weights: unknown reward(s) {sorted(unknown)}; known: {list(REWARD_NAMES)}")
+    if not any(g.reward_weights.values()):
+        raise ConfigError("policy.grpo.reward_weights: every weight is 0; GRPO would have no signal")
+    global_batch = g.per_device_batch_size * g.gradient_accumulation_steps * g.num_processes
+    if global_batch % g.group_size:
+        raise ConfigError(
+            f"policy.grpo: the global batch (per_device_batch_size {g.per_device_batch_size} × "
+            f"gradient_accumulation_steps {g.gradient_accumulation_steps} × num_processes {g.num_processes} = "
+            f"{global_batch}) must be divisible by policy.grpo.group_size ({g.group_size})")
+    if g.save_steps > g.max_steps:
+        warnings.append(f"policy.grpo.save_steps ({g.save_steps}) > max_steps ({g.max_steps}): no checkpoint "
+                        "before the end, so an interruption restarts from scratch")
+    if (g.use_vllm or g.bf16) and not _has_cuda():
+        warnings.append("policy.grpo.use_vllm / bf16 need a GPU; none is visible on this machine")
+    if p.full_finetune and p.lora.enabled:
+        warnings.append("policy.full_finetune is true: policy.lora is ignored")
+    training = "full fine-tuning" if p.full_finetune or not p.lora.enabled else (
+        f"LoRA r={p.lora.r} alpha={p.lora.alpha} on {p.lora.target_modules}")
+    lines = [f"policy: {p.base_model}, reasoning {'on (<think>…</think> reply)' if p.reasoning else 'off'}, "
+             f"{training}, prompts keep the last {p.max_history_turns} turns"]
+    if sft.enabled:
+        lines.append(f"policy sft: {sft.max_steps} steps × batch {sft.batch_size}×{sft.gradient_accumulation_steps}"
+                     f" on up to {sft.max_examples or 'all'} train contexts, lr {sft.learning_rate}")
+    else:
+        lines.append("policy sft: off (GRPO starts from the base model)")
+    weights = ", ".join(f"{k} {v}" for k, v in g.reward_weights.items() if v)
+    lines.append(
+        f"policy grpo: {g.max_steps} steps, global batch {global_batch} completions = {global_batch // g.group_size} "
+        f"prompts × group {g.group_size} ({g.num_processes} process(es)), beta {g.beta}, epsilon {g.epsilon}, "
+        f"loss {g.loss_type}, lr {g.learning_rate}, ≤{g.max_completion_length} new tokens, "
+        f"generation by {'vLLM (' + g.vllm_mode + ')' if g.use_vllm else 'transformers'}, "
+        f"{'bf16' if g.bf16 else 'fp32'}, rewards: {weights}, checkpoint every {g.save_steps} steps")
+    return lines
+
+
+def _has_cuda() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except ImportError:
+        return False

@@ -1,0 +1,116 @@
+"""GRPO reward functions, in the form TRL's ``GRPOTrainer`` calls them: ``f(prompts, completions,
+**dataset_columns) -> list[float]``, one call per batch of completions.
+
+* ``reward_model``: the future-oriented reward model (``RewardModelScorer``, batched) on the reply
+  alone (``reply_only``), with the context's full history from the ``history`` column. Only
+  well-formed completions are scored; the others get the batch's lowest score, so breaking the format
+  never beats a poor reply. (Without this gate, a first demo run learned to loop ``</think> …`` past
+  the reply: the MiniLM reward model liked the longer text more than the format reward cost.)
+* ``format``: :func:`rlff_esc.policy.reasoning.format_reward`; it also logs ``format/compliance``
+  (share of well-formed completions) to the training log.
+* ``repetition``: minus the share of repeated word trigrams in the completion (small models loop).
+
+Their weights come from ``policy.grpo.reward_weights``; a weight of 0 leaves the function out (the
+format function always runs, so compliance is always logged).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rlff_esc.config import Config
+from rlff_esc.errors import RlffError
+from rlff_esc.policy.dataset import history_from_json
+from rlff_esc.policy.reasoning import format_reward, reply_only, well_formed
+
+REWARD_NAMES = ("reward_model", "format", "repetition")
+
+
+def completion_text(completion) -> str:
+    """TRL passes conversational completions as message lists; plain ones as strings."""
+    if isinstance(completion, str):
+        return completion
+    return "".join(m.get("content", "") for m in completion if m.get("role") == "assistant")
+
+
+class RewardModelReward:
+    """Scores replies with any object that has ``.score(histories, replies) -> list[float]``."""
+
+    def __init__(self, scorer, reasoning: bool = True):
+        self.scorer = scorer
+        self.reasoning = reasoning
+        self.__name__ = "reward_model"
+
+    def __call__(self, prompts, completions, history, **kwargs) -> list[float]:
+        texts = [completion_text(c) for c in completions]
+        replies = [reply_only(t) if self.reasoning else t.strip() for t in texts]
+        scorable = [i for i, t in enumerate(texts) if well_formed(t, self.reasoning)]
+        scores = self.scorer.score([history_from_json(history[i]) for i in scorable], [replies[i] for i in scorable])
+        floor = min(scores) if scores else 0.0
+        out = [floor] * len(replies)
+        for i, s in zip(scorable, scores):
+            out[i] = float(s)
+        return out
+
+
+class FormatReward:
+    def __init__(self, reasoning: bool = True):
+        self.reasoning = reasoning
+        self.__name__ = "format"
+
+    def __call__(self, prompts, completions, log_metric=None, **kwargs) -> list[float]:
+        texts = [completion_text(c) for c in completions]
+        if log_metric is not None:
+            log_metric("format/compliance", sum(well_formed(t, self.reasoning) for t in texts) / max(1, len(texts)))
+        return [format_reward(t, self.reasoning) for t in texts]
+
+
+def repetition_penalty(text: str, n: int = 3) -> float:
+    """Minus the share of word n-grams that repeat an earlier one (0.0 for no repetition)."""
+    words = text.lower().split()
+    grams = [tuple(words[i: i + n]) for i in range(len(words) - n + 1)]
+    if not grams:
+        return 0.0
+    return -(1.0 - len(set(grams)) / len(grams))
+
+
+class RepetitionReward:
+    def __init__(self):
+        self.__name__ = "repetition"
+
+    def __call__(self, prompts, completions, **kwargs) -> list[float]:
+        return [repetition_penalty(completion_text(c)) for c in completions]
+
+
+def reward_model_path(config: Config) -> Path:
+    path = config.policy.reward_model_path
+    return config.resolve(path) if path else config.run_path / "reward_model"
+
+
+def load_scorer(config: Config):
+    """The trained future-oriented reward model (helper module ``rlff_esc.reward_model.scoring``)."""
+    path = reward_model_path(config)
+    if not path.exists():
+        raise RlffError(f"{path}: reward model not found (policy.reward_model_path); "
+                        "train it with `rlff-esc rm train` first")
+    from rlff_esc.reward_model.scoring import RewardModelScorer
+
+    return RewardModelScorer(str(path))
+
+
+def build_reward_functions(config: Config, scorer=None) -> tuple[list, list[float]]:
+    """Reward callables and their weights, in the same order, for ``GRPOTrainer``."""
+    weights = config.policy.grpo.reward_weights
+    unknown = set(weights) - set(REWARD_NAMES)
+    if unknown:
+        raise RlffError(f"policy.grpo.reward_weights: unknown reward(s) {sorted(unknown)}; known: {list(REWARD_NAMES)}")
+    funcs, used = [], []
+    if weights.get("reward_model", 0.0):
+        funcs.append(RewardModelReward(scorer if scorer is not None else load_scorer(config), config.policy.reasoning))
+        used.append(weights["reward_model"])
+    funcs.append(FormatReward(config.policy.reasoning))
+    used.append(weights.get("format", 0.0))
+    if weights.get("repetition", 0.0):
+        funcs.append(RepetitionReward())
+        used.append(weights["repetition"])
+    return funcs, used

@@ -1,0 +1,71 @@
+"""SFT warm-up (``rlff-esc policy sft``): teach the base model the ``<think>…</think> reply`` layout.
+
+SmolLM2-135M does not follow the format zero-shot, and GRPO cannot reward a format it never samples,
+so a short supervised pass on ESConv gold replies with templated reasoning (see
+:mod:`rlff_esc.policy.dataset`) comes first. TRL's ``SFTTrainer`` trains on the completion only
+(prompt/completion dataset); the result is saved merged into ``<run>/policy_sft/``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from rlff_esc.config import Config
+from rlff_esc.llm.embedded import resolve_model
+from rlff_esc.manifest import record_stage
+from rlff_esc.policy import model_io
+from rlff_esc.policy.dataset import sft_examples
+from rlff_esc.policy.logs import JsonlLogCallback, read_log
+
+log = logging.getLogger(__name__)
+
+
+def sft_dir(config: Config) -> Path:
+    return config.run_path / "policy_sft"
+
+
+def run_sft(config: Config, force: bool = False) -> Path:
+    """Train the warm-up and return ``<run>/policy_sft``; skipped when done with the same inputs."""
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    policy, sft = config.policy, config.policy.sft
+    out = sft_dir(config)
+    key = model_io.fingerprint(policy=policy.model_dump(exclude={"grpo"}), seed=config.seed,
+                               cases=model_io.file_signature(config.run_path / "cases.jsonl"))
+    if not force and model_io.is_done(out, key):
+        log.info("SFT warm-up already done with these inputs: %s", out)
+        return out
+    start = time.perf_counter()
+    examples = sft_examples(config)
+    log.info("SFT warm-up on %d train contexts, %d steps (%s)", len(examples), sft.max_steps,
+             "LoRA" if model_io.uses_lora(config) else "full fine-tuning")
+    model_io.clear_outputs(out)
+    model, tokenizer = model_io.load_for_training(policy.base_model, bf16=policy.grpo.bf16)
+    args = SFTConfig(
+        output_dir=str(out / "checkpoints"), max_steps=sft.max_steps, learning_rate=sft.learning_rate,
+        per_device_train_batch_size=sft.batch_size, gradient_accumulation_steps=sft.gradient_accumulation_steps,
+        max_length=sft.max_length, completion_only_loss=True, lr_scheduler_type="cosine", warmup_steps=0.1,
+        logging_steps=max(1, sft.max_steps // 20), save_strategy="no", report_to="none", seed=config.seed,
+        use_cpu=not policy.grpo.bf16, bf16=policy.grpo.bf16, dataloader_num_workers=0)
+    trainer = SFTTrainer(model=model, args=args, processing_class=tokenizer,
+                         train_dataset=Dataset.from_list([{k: e[k] for k in ("prompt", "completion")}
+                                                          for e in examples]),
+                         peft_config=model_io.peft_config(config, model),
+                         callbacks=[JsonlLogCallback(out / "train_log.jsonl")])
+    train_start = time.perf_counter()
+    trainer.train()
+    seconds_per_step = (time.perf_counter() - train_start) / sft.max_steps
+    if not model_io.save_trained(trainer, tokenizer, out):
+        return out  # another process of a multi-GPU run wrote it
+    seconds = time.perf_counter() - start
+    losses = [r["loss"] for r in read_log(out / "train_log.jsonl") if "loss" in r]
+    details = {"examples": len(examples), "steps": sft.max_steps, "seconds_per_step": round(seconds_per_step, 2),
+               "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None,
+               "base_model": resolve_model(policy.base_model), "path": str(out)}
+    model_io.mark_done(out, key, **details)
+    record_stage(config.run_path, config, "policy_sft", seconds, **details)
+    log.info("SFT warm-up done in %.0f s (loss %s → %s): %s", seconds, details["first_loss"], details["last_loss"], out)
+    return out

@@ -1,0 +1,64 @@
+"""How a (history, reply) pair becomes the token ids a reward model reads.
+
+The history is rendered as ``Seeker: …`` / ``Supporter: …`` lines and the reply as a final
+``Supporter: …`` line. When the pair is longer than ``max_length`` tokens, the history is cut **from
+the left** (its oldest tokens go first), because the turns just before the reply matter most; the
+reply is cut (from the right) only when it is longer than half the budget and than what the history
+leaves free.
+Encoders (BERT-like, with [CLS]/[SEP]) read ``[CLS] history [SEP] reply [SEP]``; decoders read
+``history reply`` (+ EOS when EOS is not the padding token), and their score head reads the last token.
+The same function serves training and scoring, so both see exactly the same inputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rlff_esc.data.schema import Turn
+from rlff_esc.errors import RlffError
+
+LABELS = {"seeker": "Seeker", "supporter": "Supporter"}
+
+
+def as_turns(history: str | Sequence[Turn | dict]) -> list[Turn]:
+    """Accept a list of turns (objects or dicts) or a string.
+
+    A string is either lines starting with ``Seeker:`` / ``Supporter:`` or, otherwise, one seeker turn.
+    """
+    if isinstance(history, str):
+        lines = [line.strip() for line in history.strip().splitlines() if line.strip()]
+        labelled = [line.partition(":") for line in lines]
+        if lines and all(head.strip().lower() in LABELS for head, sep, _ in labelled):
+            return [Turn(speaker=head.strip().lower(), text=text.strip()) for head, _, text in labelled]
+        return [Turn(speaker="seeker", text=history.strip())]
+    return [t if isinstance(t, Turn) else Turn.model_validate(t) for t in history]
+
+
+def render_history(history: Sequence[Turn]) -> str:
+    return "\n".join(f"{LABELS[t.speaker]}: {t.text}" for t in history)
+
+
+def render_reply(reply: str) -> str:
+    return f"\n{LABELS['supporter']}: {reply}"
+
+
+def encode(tokenizer, history: Sequence[Turn], reply: str, max_length: int) -> list[int]:
+    """Token ids of one (history, reply), at most ``max_length`` long (see the module docstring)."""
+    encoder = tokenizer.cls_token_id is not None and tokenizer.sep_token_id is not None
+    if encoder:
+        head, middle, tail = [tokenizer.cls_token_id], [tokenizer.sep_token_id], [tokenizer.sep_token_id]
+    else:
+        bos = tokenizer.bos_token_id
+        adds_bos = bos is not None and tokenizer("a")["input_ids"][:1] == [bos]
+        eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
+        head, middle, tail = ([bos] if adds_bos else []), [], ([eos] if eos is not None and eos != pad else [])
+    budget = max_length - len(head) - len(middle) - len(tail)
+    if budget < 2:
+        raise RlffError(f"reward_model.max_length: {max_length} leaves no room for text")
+    history_ids = (tokenizer(render_history(history), add_special_tokens=False, verbose=False)["input_ids"]
+                   if history else [])
+    reply_ids = tokenizer(render_reply(reply), add_special_tokens=False, verbose=False)["input_ids"]
+    reply_ids = reply_ids[:max(budget // 2, budget - len(history_ids))]
+    keep = budget - len(reply_ids)
+    history_ids = history_ids[max(0, len(history_ids) - keep):] if keep > 0 else []
+    return head + history_ids + middle + reply_ids + tail

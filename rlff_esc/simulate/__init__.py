@@ -1,0 +1,1 @@
+"""Future-trajectory simulation: batched multi-agent rollouts, future-oriented rewards, a resumable store."""

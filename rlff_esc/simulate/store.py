@@ -1,0 +1,145 @@
+"""The trajectory store: ``trajectories.jsonl``, append-only, one record per (context, candidate, seed).
+
+Crash safety rests on three rules. (1) The engine appends a whole batch with
+:func:`rlff_esc.jsonl.append_jsonl` (write, flush, fsync) only after the batch is complete, so every
+record on disk is final. (2) A run killed mid-append (``kill -9``) can leave a partial last line
+without its newline: :func:`open_store` cuts the file back to its last newline before anything is
+appended, so the interrupted records are simply simulated again. (3) On restart the keys already on
+disk are skipped. Together: no record lost, none duplicated.
+
+Each record carries ``settings``, a fingerprint of everything that changes a trajectory (models,
+horizon, sampling, seed...). Resuming a file made with other settings is refused rather than mixed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+
+from rlff_esc.errors import DataError, RlffError
+from rlff_esc.jsonl import iter_jsonl, read_jsonl, write_jsonl
+
+log = logging.getLogger(__name__)
+
+FILE = "trajectories.jsonl"
+
+
+def trajectory_key(context_id: str, candidate: int, seed: int) -> str:
+    return f"{context_id}|{candidate}|{seed}"
+
+
+def stable_int(*parts) -> int:
+    """A 31-bit integer from a hash of the parts: stable across runs, processes and machines
+    (unlike Python's ``hash``)."""
+    digest = hashlib.sha256("|".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/n"`` → (i, n), with 0 ≤ i < n."""
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise RlffError(f"--shard {text!r}: expected i/n, e.g. 0/4 (shards are numbered from 0)") from None
+    if n < 1 or not 0 <= i < n:
+        raise RlffError(f"--shard {text!r}: need 0 <= i < n (shards are numbered from 0)")
+    return i, n
+
+
+def in_shard(context_id: str, shard: tuple[int, int] | None) -> bool:
+    """Contexts go to shards by a stable hash of their id, so the n shards are disjoint and cover all."""
+    return shard is None or stable_int("shard", context_id) % shard[1] == shard[0]
+
+
+def store_path(run_dir: Path, shard: tuple[int, int] | None) -> Path:
+    return run_dir / (FILE if shard is None else f"trajectories.shard-{shard[0]}-of-{shard[1]}.jsonl")
+
+
+def repair_partial_line(path: Path) -> int:
+    """Cut a partial last line (a write interrupted by a kill) back to the last newline; returns the
+    number of bytes removed."""
+    if not path.exists() or path.stat().st_size == 0:
+        return 0
+    with open(path, "rb+") as f:
+        f.seek(-1, os.SEEK_END)
+        if f.read(1) == b"\n":
+            return 0
+        size = f.seek(0, os.SEEK_END)
+        keep, block = 0, 1 << 16
+        position = size
+        while position > 0:  # search backwards for the last newline
+            start = max(0, position - block)
+            f.seek(start)
+            chunk = f.read(position - start)
+            index = chunk.rfind(b"\n")
+            if index != -1:
+                keep = start + index + 1
+                break
+            position = start
+        f.truncate(keep)
+        f.flush()
+        os.fsync(f.fileno())
+    return size - keep
+
+
+def open_store(path: Path, settings: str) -> dict[str, dict]:
+    """Prepare ``path`` for appending and return the records already in it, by key.
+
+    A partial last line is repaired (see the module docstring); a malformed line elsewhere, a
+    duplicate key or a record made with other settings raises, naming the file and line."""
+    removed = repair_partial_line(path)
+    if removed:
+        log.warning("%s: removed a partial last line (%d bytes) left by an interrupted run; "
+                    "its trajectories will be simulated again", path, removed)
+    records: dict[str, dict] = {}
+    if not path.exists():
+        return records
+    for line, obj in iter_jsonl(path):
+        if isinstance(obj, DataError):
+            raise obj
+        key = obj.get("key")
+        if not isinstance(key, str):
+            raise DataError(path, line, "key", "missing trajectory key")
+        if key in records:
+            raise DataError(path, line, "key", f"duplicate trajectory key {key!r}")
+        if obj.get("settings") != settings:
+            raise RlffError(f"{path}:{line}: trajectory {key!r} was simulated with other settings "
+                            f"(fingerprint {obj.get('settings')} ≠ {settings}); resume with the same config, "
+                            "use --force to start over, or choose another run_dir")
+        records[key] = obj
+    return records
+
+
+def merge(out: Path, files: list[Path], overwrite: bool = False) -> int:
+    """Join shard files into ``out`` (atomically); duplicate keys or mixed settings are refused."""
+    if not files:
+        raise RlffError("simulate merge: no input files given")
+    if out.exists() and not overwrite and out.resolve() not in {f.resolve() for f in files}:
+        raise RlffError(f"{out} exists; pass --force to overwrite it")
+    seen: dict[str, str] = {}
+    settings: dict[str, str] = {}
+    records = []
+    for path in files:
+        if not path.exists():
+            raise RlffError(f"{path}: file not found")
+        for line, obj in read_jsonl(path):
+            key = obj.get("key")
+            if not isinstance(key, str):
+                raise DataError(path, line, "key", "missing trajectory key")
+            where = f"{path}:{line}"
+            if key in seen:
+                raise RlffError(f"duplicate trajectory key {key!r}: in {seen[key]} and again in {where}")
+            seen[key] = where
+            settings.setdefault(obj.get("settings"), where)
+            records.append(obj)
+    if len(settings) > 1:
+        raise RlffError("simulate merge: the files were simulated with different settings: "
+                        + "; ".join(f"{s} (first at {w})" for s, w in settings.items()))
+    return write_jsonl(out, records)
+
+
+def settings_fingerprint(settings: dict) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]

@@ -1,0 +1,261 @@
+"""Policy training: dry-run validation, warm-up targets, reward functions, and real TRL SFT/GRPO runs
+on the tiny model (fast; it answers garbage, which exercises the lenient parser and the reward floor)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rlff_esc.config import load_config
+from rlff_esc.data.schema import Case, Turn
+from rlff_esc.data.contexts import build_contexts
+from rlff_esc.errors import ConfigError, RlffError
+from rlff_esc.jsonl import write_jsonl
+from rlff_esc.policy.dataset import grpo_prompts, sft_examples, trim_history, warmup_target
+from rlff_esc.policy.plan import validate_plan
+from rlff_esc.policy.reasoning import parse, system_prompt
+from rlff_esc.policy.rewards import (FormatReward, RewardModelReward, build_reward_functions, completion_text,
+                                     repetition_penalty)
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+SEEKER = ["I lost my job and I feel useless.", "My partner left me last month.", "I can't sleep before exams.",
+          "My mother is ill and I am scared.", "I feel alone in this new city."]
+SUPPORTER = ["I'm so sorry, that sounds really hard.", "How long have you been feeling this way?",
+             "It makes sense that you feel scared.", "Have you thought about talking to a friend?"]
+
+
+def write_run(run: Path) -> Path:
+    """cases.jsonl and contexts.jsonl for 6 short dialogues (4 train, 2 valid)."""
+    cases = []
+    for i in range(6):
+        turns = []
+        for t in range(3):
+            turns.append(Turn(speaker="seeker", text=SEEKER[(i + t) % len(SEEKER)]))
+            turns.append(Turn(speaker="supporter", text=SUPPORTER[(i + t) % len(SUPPORTER)],
+                              strategy=["Question", "Reflection of feelings", "Providing Suggestions"][t]))
+        cases.append(Case(id=f"esconv:{i}", dataset="esconv", split="train" if i < 4 else "valid",
+                          emotion_type="sadness", problem_type="Job crisis", situation=SEEKER[i % len(SEEKER)], turns=turns))
+    write_jsonl(run / "cases.jsonl", (c.model_dump() for c in cases))
+    write_jsonl(run / "contexts.jsonl", (x.model_dump() for c in cases for x in build_contexts(c)))
+    return run
+
+
+def make_config(tmp_path: Path, model: str, rm_path: str | None = None, **policy):
+    run = write_run(tmp_path / "run")
+    raw = {"run_dir": str(run), "data": {"path": str(tmp_path)}, "policy": {
+        "base_model": model, "max_history_turns": 3, "reward_model_path": rm_path,
+        "lora": {"r": 4, "alpha": 8},
+        "sft": {"max_steps": 2, "batch_size": 4, "max_examples": 8, "max_length": 256},
+        "grpo": {"max_steps": 2, "group_size": 2, "per_device_batch_size": 4, "max_completion_length": 12,
+                 "save_steps": 1, "check_contexts": 2, "learning_rate": 1e-3,
+                 "reward_weights": {"reward_model": 1.0, "format": 0.5, "repetition": 0.1}}}}
+    for key, value in policy.items():
+        raw["policy"].setdefault(key, {}).update(value) if isinstance(value, dict) else raw["policy"].update({key: value})
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return load_config(path)
+
+
+# -- dry run -------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["demo.yaml", "paper-qwen2.5-7b.yaml", "paper-llama3.1-8b.yaml",
+                                  "ablation-immediate.yaml", "ablation-no-reasoning.yaml"])
+def test_shipped_configs_validate(name, esconv_dir):
+    lines = validate_plan(load_config(CONFIGS / name))
+    assert any(line.startswith("policy grpo:") for line in lines)
+
+
+def test_paper_config_plans_vllm_and_global_batch(esconv_dir):
+    text = "\n".join(validate_plan(load_config(CONFIGS / "paper-qwen2.5-7b.yaml")))
+    assert "global batch 128 completions = 16 prompts × group 8 (8 process(es))" in text
+    assert "vLLM (colocate)" in text and "Qwen/Qwen2.5-7B-Instruct-1M" in text and "http" in text
+
+
+def test_ablations_differ_from_demo_in_one_setting_only():
+    def settings(name):
+        config = load_config(CONFIGS / name).model_dump(exclude={"name", "run_dir", "base_dir"})
+        config["simulate"].pop("policy_path", None)  # each run simulates with its own warm-up
+        return config
+
+    demo, immediate, no_reasoning = (settings(n) for n in ("demo.yaml", "ablation-immediate.yaml",
+                                                            "ablation-no-reasoning.yaml"))
+    assert immediate["simulate"]["horizon"] == 0 and demo["simulate"]["horizon"] > 0
+    immediate["simulate"]["horizon"] = demo["simulate"]["horizon"]
+    assert immediate == demo
+    assert no_reasoning["policy"]["reasoning"] is False and demo["policy"]["reasoning"] is True
+    no_reasoning["policy"]["reasoning"] = True
+    assert no_reasoning == demo
+
+
+@pytest.mark.parametrize("overrides, setting", [
+    (["policy.grpo.per_device_batch_size=6", "policy.grpo.group_size=4"], "policy.grpo.group_size"),
+    (["policy.grpo.num_processes=3", "policy.grpo.per_device_batch_size=2", "policy.grpo.group_size=4"],
+     "num_processes 3"),
+    (["models.seeker.backend=http"], "models.seeker.base_urls"),
+    (["models.judge.backend=http", "models.judge.base_urls=[localhost:8000]"], "models.judge.base_urls"),
+    (["data.path=/nonexistent/esconv"], "data.path"),
+    (["policy.base_model=./no/such/folder"], "policy.base_model"),
+    (["policy.base_model=embedded:gpt5"], "policy.base_model"),
+    (["policy.reward_model_path=/nonexistent/rm"], "policy.reward_model_path"),
+    (["policy.grpo.reward_weights={reward_model: 1.0, fluency: 1.0}"], "policy.grpo.reward_weights"),
+    (["policy.grpo.reward_weights={reward_model: 0.0, format: 0.0}"], "policy.grpo.reward_weights"),
+])
+def test_dry_run_names_the_bad_setting(overrides, setting, esconv_dir):
+    with pytest.raises(ConfigError, match=setting.replace("[", r"\[").replace(".", r"\.")):
+        validate_plan(load_config(CONFIGS / "demo.yaml", overrides))
+
+
+def test_dry_run_warns_instead_of_failing_on_machine_dependent_settings(esconv_dir, monkeypatch):
+    monkeypatch.delenv("NO_SUCH_KEY", raising=False)
+    lines = validate_plan(load_config(CONFIGS / "demo.yaml", [
+        "models.judge.backend=http", "models.judge.base_urls=[http://localhost:9/v1]",
+        "models.judge.api_key_env=NO_SUCH_KEY", "policy.grpo.save_steps=1000"]))
+    warnings = [line for line in lines if line.startswith("warning:")]
+    assert any("NO_SUCH_KEY" in w for w in warnings) and any("save_steps" in w for w in warnings)
+
+
+# -- data and rewards ---------------------------------------------------------------------------------
+def test_trim_history_starts_with_the_seeker():
+    turns = [Turn(speaker="seeker" if i % 2 == 0 else "supporter", text=str(i)) for i in range(7)]
+    assert [t.text for t in trim_history(turns, 4)] == ["4", "5", "6"]
+    assert [t.text for t in trim_history(turns, 3)] == ["4", "5", "6"]
+    assert [t.text for t in trim_history(turns, 100)] == [str(i) for i in range(7)]
+
+
+def test_warmup_examples_follow_the_format(tmp_path):
+    config = make_config(tmp_path, "embedded:smollm2-135m-instruct")
+    examples = sft_examples(config)
+    assert len(examples) == 8 and all(e["context_id"].startswith(("esconv:0", "esconv:1", "esconv:2", "esconv:3"))
+                                      for e in examples)  # train split only
+    for e in examples:
+        target = e["completion"][0]["content"]
+        parsed = parse(target)
+        assert parsed.well_formed and parsed.reply in SUPPORTER and "job crisis" in parsed.thinking
+        assert e["prompt"][0] == {"role": "system", "content": system_prompt(True)}
+        assert e["prompt"][-1]["role"] == "user" and len(e["prompt"]) <= 1 + 3
+    assert "reassurance" in warmup_target(build_contexts(Case(
+        id="x", dataset="esconv", split="train", emotion_type="fear", problem_type="p", situation="s",
+        turns=[Turn(speaker="seeker", text="a"), Turn(speaker="supporter", text="b",
+                                                      strategy="Affirmation and Reassurance")]))[0], True)
+
+
+def test_grpo_prompts_carry_full_history(tmp_path):
+    config = make_config(tmp_path, "embedded:smollm2-135m-instruct")
+    rows = grpo_prompts(config)
+    assert rows and all(r["prompt"][-1]["role"] == "user" for r in rows)
+    longest = max(rows, key=lambda r: len(json.loads(r["history"])))
+    assert len(json.loads(longest["history"])) == 5 and len(longest["prompt"]) == 1 + 3  # trimmed prompt, full history
+    with pytest.raises(RlffError, match="no test-split contexts"):
+        grpo_prompts(config, "test")
+
+
+class LengthScorer:
+    """A stand-in reward model: prefers replies of about ten words."""
+
+    def __init__(self):
+        self.calls = []
+
+    def score(self, histories, replies):
+        self.calls.append((histories, replies))
+        return [-abs(len(r.split()) - 10) / 10 for r in replies]
+
+
+def test_reward_model_reward_scores_replies_only_and_floors_unscorable():
+    scorer = LengthScorer()
+    reward = RewardModelReward(scorer)
+    history = json.dumps([{"speaker": "seeker", "text": "I feel sad", "strategy": None}])
+    completions = [[{"role": "assistant", "content": "<think>sad</think> " + "word " * 10}],
+                   [{"role": "assistant", "content": "<think>unclosed and long"}],
+                   [{"role": "assistant", "content": "<think>x</think> hi"}],
+                   [{"role": "assistant", "content": "<think>x</think> " + "word " * 10 + "</think> loop"}]]
+    scores = reward(prompts=[None] * 4, completions=completions, history=[history] * 4)
+    assert scores[0] == 0.0 and scores[2] == pytest.approx(-0.9)
+    assert scores[1] == scores[3] == min(scores[0], scores[2])  # malformed: the batch's lowest score
+    histories, replies = scorer.calls[0]
+    assert replies == ["word " * 9 + "word", "hi"] and histories[0][0].text == "I feel sad"
+
+
+def test_format_reward_logs_compliance_and_repetition_penalty():
+    logged = {}
+    texts = ["<think>a</think> b", "no tags", "<think>a</think><think>b</think> c", "<think>open"]
+    rewards = FormatReward(True)(prompts=None, completions=[[{"role": "assistant", "content": t}] for t in texts],
+                                 log_metric=lambda name, value: logged.update({name: value}))
+    assert rewards == [1.0, 0.0, 0.5, 0.0] and logged == {"format/compliance": 0.25}
+    assert repetition_penalty("one two three four five") == 0.0
+    assert repetition_penalty("I am here I am here I am here") < -0.5
+    assert completion_text("plain") == "plain"
+
+
+def test_reward_functions_follow_weights(tmp_path):
+    config = make_config(tmp_path, "embedded:smollm2-135m-instruct")
+    funcs, weights = build_reward_functions(config, scorer=LengthScorer())
+    assert [f.__name__ for f in funcs] == ["reward_model", "format", "repetition"] and weights == [1.0, 0.5, 0.1]
+    with pytest.raises(RlffError, match="reward model not found"):
+        build_reward_functions(config)  # the production path needs a trained reward model
+
+
+# -- real training on the tiny model ------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def reward_model_dir(tmp_path_factory):
+    """A reward model folder in the reward-model stage's format (MiniLM body, untrained head)."""
+    from rlff_esc.reward_model.model import head_for, load_backbone, save_reward_model
+    from rlff_esc.llm.embedded import resolve_model
+
+    path = tmp_path_factory.mktemp("rm") / "reward_model"
+    model, tokenizer, head = load_backbone("embedded:minilm")
+    save_reward_model(model, tokenizer, path, {"backbone": "embedded:minilm", "head": head_for(resolve_model(
+        "embedded:minilm")), "objective": "pairwise", "max_length": 128})
+    return path
+
+
+class StopAt:
+    """Interrupts training right after a step, before that step's checkpoint is written."""
+
+    def __new__(cls, step):
+        from transformers import TrainerCallback
+
+        class _Stop(TrainerCallback):
+            def on_step_end(self, args, state, control, **kwargs):
+                if state.global_step == step:
+                    raise KeyboardInterrupt(f"stopped at step {step}")
+
+        return _Stop()
+
+
+@pytest.mark.slow
+def test_sft_then_grpo_with_resume_on_tiny_model(tmp_path, tiny_lm_dir, reward_model_dir):
+    from rlff_esc.llm.base import GenerationRequest
+    from rlff_esc.llm.local import LocalBackend
+    from rlff_esc.policy.grpo import run_grpo
+    from rlff_esc.policy.logs import read_log
+    from rlff_esc.policy.sft import run_sft
+
+    config = make_config(tmp_path, str(tiny_lm_dir), rm_path=str(reward_model_dir), grpo={"max_steps": 3})
+    sft = run_sft(config)
+    assert (sft / "config.json").exists() and not (sft / "adapter_config.json").exists()  # merged full weights
+    assert json.loads((sft / "stage.json").read_text())["steps"] == 2
+    written = (sft / "stage.json").stat().st_mtime_ns
+    assert run_sft(config) == sft and (sft / "stage.json").stat().st_mtime_ns == written  # same inputs: skipped
+
+    with pytest.raises(KeyboardInterrupt):
+        run_grpo(config, callbacks=[StopAt(2)])
+    out = config.run_path / "policy"
+    assert sorted(p.name for p in (out / "checkpoints").glob("checkpoint-*")) == ["checkpoint-1"]
+    assert not (out / "stage.json").exists()
+
+    out = run_grpo(config)  # resumes from checkpoint-1 and finishes steps 2 and 3
+    stage = json.loads((out / "stage.json").read_text())
+    assert stage["resumed_from"].endswith("checkpoint-1") and stage["steps"] == 3
+    steps = [r["step"] for r in read_log(out / "train_log.jsonl") if "reward" in r]
+    assert steps == [1, 2, 3]
+    row = read_log(out / "train_log.jsonl")[-2]
+    assert {"rewards/reward_model/mean", "rewards/format/mean", "format/compliance"} <= set(row)
+    assert (out / "training_curves.png").stat().st_size > 1000
+    assert any((out / "tensorboard").iterdir())
+    check = json.loads((out / "check.json").read_text())
+    assert check["after"]["n"] == 2 and 0.0 <= check["after"]["format_compliance"] <= 1.0
+    backend = LocalBackend(str(out), batch_size=2)  # the trained policy loads by path like any model
+    generated = backend.generate([GenerationRequest(messages=[{"role": "user", "content": "hi"}], max_new_tokens=3)])
+    assert generated[0].completion_tokens >= 1

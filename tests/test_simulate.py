@@ -1,0 +1,237 @@
+"""Simulation: rewards, the trajectory store (resume, repair, shards, merge), the batched engine on the
+tiny real model, and a real ``kill -9`` of ``rlff-esc simulate`` followed by a restart."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rlff_esc.config import load_config
+from rlff_esc.data.schema import Context, Profile, Turn
+from rlff_esc.errors import DataError, RlffError
+from rlff_esc.jsonl import write_jsonl
+from rlff_esc.simulate.rewards import future_rewards
+from rlff_esc.simulate.store import in_shard, merge, open_store, parse_shard, repair_partial_line
+
+# -- rewards --------------------------------------------------------------------------------------------
+
+
+def test_rewards_by_hand():
+    r = future_rewards([-0.5, 0.5, 0.0, 0.75], gamma=0.5, success_threshold=0.5)
+    assert r["final"] == 0.75
+    assert r["improvement"] == pytest.approx(1.0 * (0.5 + 0.5) + 0.5 * (0.0 - 0.5) + 0.25 * (0.75 - 0.0))
+    assert r["success"] == 1  # 0.75 > 0.5 at the last turn
+    assert future_rewards([-0.5, 0.5], 0.9, 0.5)["success"] == 0  # 0.5 is not above the threshold
+    assert future_rewards([0.2, -0.3], 1.0, 0.5) == {"final": -0.3, "success": 0, "improvement": pytest.approx(-0.5)}
+
+
+def test_rewards_skip_invalid_scores():
+    r = future_rewards([0.0, None, 0.6, None], gamma=0.5, success_threshold=0.5)
+    assert r["final"] is None and r["success"] == 1
+    assert r["improvement"] == pytest.approx(0.5 * 0.6)  # turn 2 compared with turn 0, the last valid
+    assert future_rewards([None, -0.5, 0.5], 1.0, 0.5)["improvement"] == pytest.approx(1.0)
+
+
+# -- store ----------------------------------------------------------------------------------------------
+
+def _record(key, settings="s1"):
+    return {"key": key, "settings": settings}
+
+
+def test_repair_partial_last_line(tmp_path):
+    path = tmp_path / "t.jsonl"
+    write_jsonl(path, [_record("a|0|1"), _record("b|0|2")])
+    whole = path.read_bytes()
+    with open(path, "ab") as f:
+        f.write(b'{"key": "c|0|3", "sett')  # what a kill in the middle of a write leaves
+    assert repair_partial_line(path) == len(b'{"key": "c|0|3", "sett')
+    assert path.read_bytes() == whole
+    assert repair_partial_line(path) == 0
+    assert set(open_store(path, "s1")) == {"a|0|1", "b|0|2"}
+    path.write_bytes(b'{"key": "only-partial"')  # no complete line at all
+    assert open_store(path, "s1") == {} and path.read_bytes() == b""
+
+
+def test_store_refuses_duplicates_and_other_settings(tmp_path):
+    path = tmp_path / "t.jsonl"
+    write_jsonl(path, [_record("a|0|1"), _record("a|0|1")])
+    with pytest.raises(DataError, match=r"t.jsonl:2: field 'key': duplicate trajectory key 'a\|0\|1'"):
+        open_store(path, "s1")
+    write_jsonl(path, [_record("a|0|1", settings="old")])
+    with pytest.raises(RlffError, match="other settings.*--force"):
+        open_store(path, "s1")
+
+
+def test_shards_are_disjoint_and_cover():
+    ids = [f"esconv:train:{i}#{j}" for i in range(40) for j in range(3)]
+    shards = [{c for c in ids if in_shard(c, (i, 3))} for i in range(3)]
+    assert set().union(*shards) == set(ids) and sum(map(len, shards)) == len(ids)
+    assert all(shards)
+    assert parse_shard("1/3") == (1, 3)
+    for bad in ("3/3", "x", "1/0", "-1/2"):
+        with pytest.raises(RlffError, match="--shard"):
+            parse_shard(bad)
+
+
+def test_merge_joins_and_rejects_duplicates(tmp_path):
+    a, b, out = tmp_path / "a.jsonl", tmp_path / "b.jsonl", tmp_path / "all.jsonl"
+    write_jsonl(a, [_record("x|0|1"), _record("y|0|2")])
+    write_jsonl(b, [_record("z|0|3")])
+    assert merge(out, [a, b]) == 3
+    assert [json.loads(x)["key"] for x in out.read_text().splitlines()] == ["x|0|1", "y|0|2", "z|0|3"]
+    with pytest.raises(RlffError, match="exists"):
+        merge(out, [a, b])
+    write_jsonl(b, [_record("z|0|3"), _record("y|0|2")])
+    with pytest.raises(RlffError, match=r"duplicate trajectory key 'y\|0\|2': in .*a.jsonl:2 and again in .*b.jsonl:2"):
+        merge(out, [a, b], overwrite=True)
+    write_jsonl(b, [_record("z|0|3", settings="s2")])
+    with pytest.raises(RlffError, match="different settings"):
+        merge(out, [a, b], overwrite=True)
+
+
+# -- engine and stage on the tiny model --------------------------------------------------------------
+
+PROFILE = Profile(emotion_type="sadness", problem_type="breakup", situation="My partner left me last week.")
+
+
+def _contexts(n: int) -> list[Context]:
+    texts = ["I can't stop crying since she left.", "Thank you. I just don't know what to do.",
+             "My friends are busy and I feel alone.", "I keep checking my phone for her messages."]
+    out = []
+    for i in range(n):
+        history = [Turn(speaker="seeker", text="Hi, I'm having a hard time.")]
+        if i % 2:
+            history += [Turn(speaker="supporter", text="I'm sorry. What happened?"),
+                        Turn(speaker="seeker", text=texts[i % len(texts)])]
+        out.append(Context(id=f"test:train:{i}#{len(history)}", case_id=f"test:train:{i}", split="train",
+                           history=history, profile=PROFILE, gold_reply="I'm here.", gold_strategy=None))
+    return out
+
+
+def _setup_run(tmp_path: Path, tiny_lm_dir: Path, n_contexts: int, **simulate) -> Path:
+    run = tmp_path / "run"
+    write_jsonl(run / "contexts.jsonl", (c.model_dump() for c in _contexts(n_contexts)))
+    model = {"model": str(tiny_lm_dir), "batch_size": 8}
+    config = {
+        "name": "t", "run_dir": str(run), "seed": 3,
+        "models": {role: model for role in ("policy", "seeker", "supporter", "critic")},
+        "simulate": {"candidates": 2, "horizon": 1, "max_new_tokens": 6, "candidate_max_new_tokens": 10,
+                     "batch_contexts": 2, "max_resamples": 1, **simulate},
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _keys(path: Path) -> list[str]:
+    return [json.loads(line)["key"] for line in path.read_text().splitlines()]
+
+
+def test_simulate_stage_writes_complete_records_and_resumes(tmp_path, tiny_lm_dir, monkeypatch):
+    from rlff_esc.manifest import read_manifest
+    from rlff_esc.simulate import run as run_module
+
+    config = load_config(_setup_run(tmp_path, tiny_lm_dir, 3, horizon=2))
+    summary = run_module.simulate(config)
+    records = [json.loads(x) for x in (config.run_path / "trajectories.jsonl").read_text().splitlines()]
+    assert summary["trajectories"] == len(records) == 6 and summary["complete"]
+    for r in records:
+        assert r["key"] == f"{r['context_id']}|{r['candidate']}|{r['seed']}"
+        assert [t["speaker"] for t in r["future"]] == ["seeker", "supporter", "seeker", "supporter", "seeker"]
+        assert [c["turn"] for c in r["critic"]] == [0, 1, 2, 3] and r["horizon"] == 2
+        assert all(-1 <= c["score"] <= 1 for c in r["critic"])  # logprob mode always scores
+        assert set(r["rewards"]) == {"final", "success", "improvement"}
+        assert r["rewards"] == future_rewards([c["score"] for c in r["critic"]], 0.9, 0.5)
+        assert set(r["models"]) == {"policy", "seeker", "supporter", "critic"}
+        assert "<think>" not in r["reply"] and isinstance(r["raw_candidate"], str)
+    assert len({r["key"] for r in records}) == 6
+    stage = read_manifest(config.run_path)["stages"]["simulate"]
+    assert stage["trajectories"] == 6 and stage["seeker_stats"]["calls"] == 6 * 3 and stage["tokens"] > 0
+
+    def no_models(*args, **kwargs):
+        raise AssertionError("a finished run must not load models again")
+
+    monkeypatch.setattr(run_module, "build_engine", no_models)
+    again = run_module.simulate(config)
+    assert again["written_now"] == 0 and again["trajectories"] == 6
+    with pytest.raises(RlffError, match="other settings"):  # a changed horizon is not mixed in
+        run_module.simulate(load_config(_setup_run(tmp_path, tiny_lm_dir, 3, horizon=1)))
+
+
+def test_horizon_zero_and_sample_critic(tmp_path, tiny_lm_dir):
+    from rlff_esc.simulate.run import simulate
+
+    config = load_config(_setup_run(tmp_path, tiny_lm_dir, 2, horizon=0,
+                                    critic={"scoring": "sample", "samples": 3}))
+    summary = simulate(config)
+    records = [json.loads(x) for x in (config.run_path / "trajectories.jsonl").read_text().splitlines()]
+    assert len(records) == 4
+    for r in records:
+        assert [t["speaker"] for t in r["future"]] == ["seeker"]  # judged right after the reaction
+        assert [c["turn"] for c in r["critic"]] == [0, 1]
+        assert all(len(c["raw"]) == 3 for c in r["critic"])
+        assert all((c["score"] is None) == (c["invalid"] == 3) for c in r["critic"])
+    assert summary["critic_invalid_answers"] == sum(c["invalid"] for r in records for c in r["critic"])
+
+
+def test_batched_engine_matches_one_at_a_time(tmp_path, tiny_lm_dir):
+    """Batching changes speed, not results: each trajectory depends on its own seeds only."""
+    from rlff_esc.simulate.run import build_engine, make_items, policy_spec
+
+    config = load_config(_setup_run(tmp_path, tiny_lm_dir, 2))
+    engine = build_engine(config, policy_spec(config))
+    items = make_items(config, _contexts(2))
+    together = engine.run(items)
+    alone = [engine.run([it])[0] for it in items]
+    for a, b in zip(together, alone):
+        assert a["raw_candidate"] == b["raw_candidate"] and a["future"] == b["future"]
+        assert [c["score"] for c in a["critic"]] == pytest.approx([c["score"] for c in b["critic"]], abs=1e-4)
+
+
+def test_shards_then_merge_equal_one_run(tmp_path, tiny_lm_dir):
+    from rlff_esc.simulate.run import make_items, simulate
+
+    config = load_config(_setup_run(tmp_path, tiny_lm_dir, 4, horizon=0))
+    files = []
+    for i in range(2):
+        summary = simulate(config, shard=f"{i}/2")
+        files.append(Path(summary["file"]))
+    out = config.run_path / "trajectories.jsonl"
+    assert merge(out, files) == 8
+    assert sorted(_keys(out)) == sorted(it.key for it in make_items(config, _contexts(4)))
+
+
+def test_kill_9_and_restart_loses_and_duplicates_nothing(tmp_path, tiny_lm_dir):
+    """Really run the CLI, SIGKILL it after its first batch is on disk, leave a torn last line as a kill
+    during a write would, start again, and check every key is there exactly once."""
+    config_path = _setup_run(tmp_path, tiny_lm_dir, 8, batch_contexts=1)
+    out = tmp_path / "run" / "trajectories.jsonl"
+    command = [sys.executable, "-m", "rlff_esc", "simulate", "-c", str(config_path)]
+    env = {**os.environ, "RLFF_ESC_LOG": "WARNING", "OMP_NUM_THREADS": "1"}  # a tiny model gains nothing from threads
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 240
+    while not (out.exists() and out.stat().st_size > 0):
+        assert process.poll() is None, process.stderr.read().decode()[-2000:]
+        assert time.monotonic() < deadline, "no batch was written in time"
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    written = _keys(out)
+    assert 0 < len(written) < 16, "the kill must land mid-run"
+    with open(out, "ab") as f:
+        f.write(b'{"key": "test:train:7#3|1|12345", "context_id": "test:tr')  # a torn write
+    done = subprocess.run(command, env=env, capture_output=True, timeout=600)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    keys = _keys(out)  # every line parses: the torn one was cut away
+    assert len(keys) == len(set(keys)) == 16
+    assert keys[:len(written)] == written  # what was on disk stayed, nothing was redone
+    expected = {f"test:train:{i}#{1 if i % 2 == 0 else 3}|{k}" for i in range(8) for k in range(2)}
+    assert {k.rsplit("|", 1)[0] for k in keys} == expected
