@@ -39,6 +39,20 @@ def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
         yield number, obj
 
 
+def read_json_array(path: str | Path) -> list:
+    """A file holding one JSON array (the raw ESConv and ExTES layouts); errors name the file and line."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise DataError(path, None, None, f"bytes are not UTF-8 ({e.reason} at byte {e.start})") from None
+    except json.JSONDecodeError as e:
+        raise DataError(path, e.lineno, None, f"malformed JSON: {e.msg} (column {e.colno})") from None
+    if not isinstance(data, list):
+        raise DataError(path, None, None, f"expected a JSON array of dialogues, found {type(data).__name__}")
+    return data
+
+
 def write_jsonl(path: str | Path, records: Iterable[dict]) -> int:
     """Write records atomically (temporary file, then rename); returns how many were written."""
     path = Path(path)

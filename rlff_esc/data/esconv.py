@@ -13,7 +13,7 @@ from pathlib import Path
 
 from rlff_esc.data.schema import Case, Turn
 from rlff_esc.errors import DataError
-from rlff_esc.jsonl import iter_jsonl
+from rlff_esc.jsonl import iter_jsonl, read_json_array
 
 SPEAKERS = {"usr": "seeker", "seeker": "seeker", "speaker": "seeker",
             "sys": "supporter", "supporter": "supporter", "listener": "supporter"}
@@ -102,14 +102,7 @@ def read_raw(path: str | Path, *, skip_invalid: bool = False, split: str = "all"
              prefix: str = "esconv:raw") -> ReadResult:
     """Read the official raw layout (one JSON array); records are named by array index."""
     path = Path(path)
-    try:
-        data = json.loads(Path(path).read_bytes().decode("utf-8"))
-    except UnicodeDecodeError as e:
-        raise DataError(path, None, None, f"bytes are not UTF-8 ({e.reason} at byte {e.start})") from None
-    except json.JSONDecodeError as e:
-        raise DataError(path, e.lineno, None, f"malformed JSON: {e.msg} (column {e.colno})") from None
-    if not isinstance(data, list):
-        raise DataError(path, None, None, f"expected a JSON array of dialogues, found {type(data).__name__}")
+    data = read_json_array(path)
     result = ReadResult(cases=[])
     for i, obj in enumerate(data):
         try:

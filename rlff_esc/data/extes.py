@@ -9,13 +9,13 @@ the read otherwise.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 
 from rlff_esc.data.esconv import ReadResult, _text
 from rlff_esc.data.schema import Case, Turn
 from rlff_esc.errors import DataError
+from rlff_esc.jsonl import read_json_array
 
 STRATEGIES = (
     "Reflective Statements", "Clarification", "Emotional Validation", "Empathetic Statements",
@@ -55,14 +55,7 @@ def _turns(content, path, where, repaired: Counter) -> list[Turn]:
 def read_extes(path: str | Path, *, skip_invalid: bool = False) -> ReadResult:
     """Read ``ExTES.json``; case ids are ``extes:<array index>`` and every split is ``all``."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
-    except UnicodeDecodeError as e:
-        raise DataError(path, None, None, f"bytes are not UTF-8 ({e.reason} at byte {e.start})") from None
-    except json.JSONDecodeError as e:
-        raise DataError(path, e.lineno, None, f"malformed JSON: {e.msg} (column {e.colno})") from None
-    if not isinstance(data, list):
-        raise DataError(path, None, None, f"expected a JSON array of dialogues, found {type(data).__name__}")
+    data = read_json_array(path)
     result, repaired = ReadResult(cases=[]), Counter()
     for i, obj in enumerate(data):
         where = f"[{i}]"
