@@ -20,14 +20,14 @@ app = typer.Typer(help="RLFF-ESC: emotional-support policies trained with future
                   no_args_is_help=True, pretty_exceptions_enable=False)
 app.add_typer(data.app, name="data")
 app.add_typer(models.app, name="models")
-app.add_typer(rm.app, name="rm")
-app.add_typer(policy_command.app, name="policy")
 app.add_typer(agents.app, name="agents")
 app.add_typer(simulate_command.app, name="simulate")
-app.command("run")(run.run)
+app.add_typer(rm.app, name="rm")
+app.add_typer(policy_command.app, name="policy")
 app.command("evaluate")(evaluate_command.evaluate)
 app.command("chat")(serve_command.chat_cmd)
 app.command("serve")(serve_command.serve_cmd)
+app.command("run")(run.run)
 
 
 def main() -> None:
