@@ -4,14 +4,11 @@ Test modules import the fixtures they use from here."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from dataclasses import dataclass
 
 import pytest
-import uvicorn
 
+from openai_test_server import ServerThread
 from rlff_esc.llm.local import LocalBackend
 from rlff_esc.serve.app import create_app
 from rlff_esc.serve.queue import BatchingQueue
@@ -43,25 +40,6 @@ class Served:
     model_id: str
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_uvicorn(app) -> tuple[uvicorn.Server, threading.Thread, str]:
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    return server, thread, f"http://127.0.0.1:{port}"
-
-
 @pytest.fixture(scope="session")
 def safety_layer(minilm_dir, tmp_path_factory) -> SafetyLayer:
     return SafetyLayer(country="US", log_path=tmp_path_factory.mktemp("safety") / "flags.jsonl")
@@ -74,8 +52,7 @@ def served(tiny_lm_dir, safety_layer):
     # temperature 1: the tiny model's greedy tokens decode to nothing; seeds keep replies reproducible
     responder = Responder(batcher, safety=safety_layer, reasoning=True, temperature=1.0, max_new_tokens=12)
     app = create_app(responder, api_key=API_KEY, model_id="tiny-policy", max_tokens=64, max_request_bytes=4096)
-    server, thread, url = start_uvicorn(app)
-    yield Served(url, backend, batcher, "tiny-policy")
-    server.should_exit = True
-    thread.join(timeout=10)
+    server = ServerThread(app).start()
+    yield Served(f"http://127.0.0.1:{server.port}", backend, batcher, "tiny-policy")
+    server.stop()
     batcher.close()
