@@ -25,7 +25,3 @@ def build_backend(spec: ModelSpec) -> ChatBackend:
         _loaded[key] = LocalBackend(spec.model, batch_size=spec.batch_size, dtype=spec.dtype, device=spec.device)
     return _loaded[key]
 
-
-def clear_loaded() -> None:
-    """Drop cached local models (after training replaced weights on disk, or to free memory)."""
-    _loaded.clear()
