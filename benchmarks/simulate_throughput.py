@@ -1,15 +1,22 @@
 """Throughput of the batched simulation engine against a one-call-at-a-time loop (as PPDPP runs it).
 
-Same contexts, seeds and embedded model for both, in one process:
+Same contexts, seeds and embedded model for all, in one process:
 
-* sequential: one trajectory at a time, each agent call carrying one request (the logprob critic's
-  four options go in one call, as one judgement);
+* sequential_unshared: one trajectory at a time, each agent call carrying one request (the logprob
+  critic's four options go in one call, as one judgement), on a backend that computes every prompt
+  whole (``share_prefixes: false``): the loop as PPDPP runs it;
+* sequential: the same loop on the backend as configured, which computes a beginning shared inside
+  one call once (the critic's four options share their conversation);
 * batched: all trajectories advance together through :class:`rlff_esc.simulate.engine.Engine`.
 
-Reported: trajectories per minute, tokens per second processed (prompt + generated, loglikelihood
-passes included), and model-FLOP utilisation MFU = 2 × parameters × tokens ÷ time ÷ peak, where the
-peak is the best fp32 matmul rate measured in the same run on the same machine. Not a timed test: run
-it by hand, on a quiet machine if the figures are to mean anything.
+Reported: trajectories per minute; tokens per second processed (prompt + generated, loglikelihood
+passes included: the tokens the agents asked for, the same for both loops); the tokens the model
+actually ran (``computed_tokens``: padding left out, a shared prompt beginning counted once); and
+model-FLOP utilisation MFU = model FLOPs ÷ time ÷ peak, where the peak is the best fp32 matmul rate
+measured in the same run on the same machine. Model FLOPs are counted from the work done, not the
+work asked for: 2 × (parameters outside the embedding) per computed token + 2 × vocabulary × hidden
+size per position whose logits were computed (attention scores are left out, so this is a lower
+bound). Not a timed test: run it by hand, on a quiet machine if the figures are to mean anything.
 
     python benchmarks/simulate_throughput.py --contexts 4 --candidates 4 --horizon 1
 """
@@ -41,13 +48,23 @@ def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
     return best
 
 
+def model_flops(model, computed_tokens: int, logit_positions: int) -> float:
+    """FLOPs of the work done: the transformer's matmuls per token, the output layer per logit position."""
+    output = model.get_output_embeddings().weight
+    body = sum(p.numel() for name, p in model.named_parameters() if "embed" not in name and p is not output)
+    return 2.0 * body * computed_tokens + 2.0 * output.numel() * logit_positions
+
+
 def timed(engine, runs) -> dict:
+    local = {id(m.backend): m.backend for m in engine.meters}.values()
+    before = [dict(b.stats) for b in local]
     start = time.perf_counter()
     records = [r for items in runs for r in engine.run(items)]
     seconds = time.perf_counter() - start
+    done = {key: sum(b.stats[key] - s[key] for b, s in zip(local, before)) for key in ("computed_tokens", "logit_positions")}
     prompt = sum(m.prompt_tokens for m in engine.meters)
     completion = sum(m.completion_tokens for m in engine.meters)
-    return {"records": records, "seconds": seconds, "prompt_tokens": prompt, "completion_tokens": completion}
+    return {"records": records, "seconds": seconds, "prompt_tokens": prompt, "completion_tokens": completion, **done}
 
 
 def main() -> None:
@@ -65,8 +82,8 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
-    model = {"model": "embedded:smollm2-135m-instruct", "batch_size": args.batch_size}
-    overrides = [f"models.{role}={json.dumps(model)}" for role in ("policy", "seeker", "supporter", "critic")]
+    role_model = {"model": "embedded:smollm2-135m-instruct", "batch_size": args.batch_size}
+    overrides = [f"models.{role}={json.dumps(role_model)}" for role in ("policy", "seeker", "supporter", "critic")]
     overrides += [f"simulate.candidates={args.candidates}", f"simulate.horizon={args.horizon}",
                   f"simulate.max_new_tokens={args.max_new_tokens}",
                   f"simulate.candidate_max_new_tokens={args.candidate_max_new_tokens}",
@@ -80,25 +97,34 @@ def main() -> None:
     spec = policy_spec(config)
 
     peak_before = matmul_peak()
-    sequential_engine = build_engine(config, spec)
-    params = sum(p.numel() for p in sequential_engine.policy.backend.model.parameters())
-    sequential = timed(sequential_engine, [[it] for it in items])
-    print(f"sequential: {len(items)} trajectories in {sequential['seconds']:.1f} s", flush=True)
-    batched = timed(build_engine(config, spec), [items])
-    print(f"batched: {len(items)} trajectories in {batched['seconds']:.1f} s", flush=True)
+    engine = build_engine(config, spec)
+    backend = engine.policy.backend  # every role shares this one loaded model
+    model = backend.model
+    runs = {}
+    for name, share, batches in (("sequential_unshared", False, [[it] for it in items]),
+                                 ("sequential", True, [[it] for it in items]),
+                                 ("batched", True, [items])):
+        backend.share_prefixes = share
+        runs[name] = timed(build_engine(config, spec), batches)
+        print(f"{name}: {len(items)} trajectories in {runs[name]['seconds']:.1f} s", flush=True)
     peak = max(peak_before, matmul_peak())
 
-    same = sum(a["future"] == b["future"] and a["raw_candidate"] == b["raw_candidate"]
-               for a, b in zip(sequential.pop("records"), batched.pop("records")))
-    report = {"trajectories": len(items), "identical_trajectories": same, "params": params,
+    records = {name: run.pop("records") for name, run in runs.items()}
+    report = {"trajectories": len(items), "params": sum(p.numel() for p in model.parameters()),
               "matmul_peak_gflops": round(peak / 1e9, 1), "threads": torch.get_num_threads(), "args": vars(args)}
-    for name, run in (("sequential", sequential), ("batched", batched)):
+    for name, run in runs.items():
         tokens = run["prompt_tokens"] + run["completion_tokens"]
+        same = sum(a["future"] == b["future"] and a["raw_candidate"] == b["raw_candidate"]
+                   for a, b in zip(records[name], records["batched"]))
         report[name] = {**run, "seconds": round(run["seconds"], 1),
                         "trajectories_per_min": round(len(items) / run["seconds"] * 60, 2),
                         "tokens_per_s": round(tokens / run["seconds"], 1),
-                        "mfu": round(2 * params * tokens / run["seconds"] / peak, 4)}
-    report["speedup"] = round(sequential["seconds"] / batched["seconds"], 2)
+                        "computed_tokens_per_s": round(run["computed_tokens"] / run["seconds"], 1),
+                        "mfu": round(model_flops(model, run["computed_tokens"], run["logit_positions"])
+                                     / run["seconds"] / peak, 4),
+                        "trajectories_identical_to_batched": same}
+    report["speedup"] = round(runs["sequential"]["seconds"] / runs["batched"]["seconds"], 2)
+    report["speedup_vs_unshared"] = round(runs["sequential_unshared"]["seconds"] / runs["batched"]["seconds"], 2)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))

@@ -30,6 +30,8 @@ class ModelSpec(Section):
     timeout_s: float = Field(120.0, gt=0)
     max_retries: int = Field(4, ge=0)
     batch_size: int = Field(16, ge=1, description="local: sequences generated together")
+    share_prefixes: bool = Field(True, description="local: compute a prompt beginning shared by several "
+                                 "requests of a batch once (K candidates, critic options); off: every prompt whole")
     dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32"
     device: str = "auto"
 

@@ -42,3 +42,27 @@ def test_loglikelihood_prefers_fitting_reply(smollm2_backend):
     fitting, absurd = smollm2_backend.loglikelihood(
         [(messages, "I'm so sorry to hear that."), (messages, "Banana airplane purple.")])
     assert fitting > absurd
+
+
+def test_shared_prompt_beginnings_change_no_result_and_save_work(smollm2_backend):
+    from rlff_esc.llm.local import LocalBackend
+
+    unshared = LocalBackend("unshared", model=smollm2_backend.model, tokenizer=smollm2_backend.tokenizer,
+                            share_prefixes=False)
+    history = [SYSTEM, {"role": "user", "content": "My sister stopped talking to me after our argument."},
+               {"role": "assistant", "content": "That sounds painful. What was the argument about?"}]
+    # two contexts × three candidates: each context's prompt repeats, and both share the history
+    reqs = [GenerationRequest(history + [{"role": "user", "content": text}], max_new_tokens=10,
+                              temperature=0.9, top_p=0.95, seed=k)
+            for text in ("Money, mostly.", "She thinks I forgot her birthday.") for k in range(3)]
+    options = [(history, answer) for answer in ("feels worse", "feels the same", "feels better", "issue solved")]
+    results = {}
+    for name, backend in (("shared", smollm2_backend), ("unshared", unshared)):
+        computed = backend.stats["computed_tokens"]
+        texts = [g.text for g in backend.generate(reqs)]
+        scores = backend.loglikelihood(options)
+        results[name] = (texts, scores, backend.stats["computed_tokens"] - computed)
+    (texts, scores, work), (texts0, scores0, work0) = results["shared"], results["unshared"]
+    assert texts == texts0
+    assert max(abs(a - b) for a, b in zip(scores, scores0)) < 1e-3
+    assert work < 0.6 * work0

@@ -25,13 +25,15 @@ SEEKER_SYSTEM = (
 
 CRITIC_SYSTEM = (
     "You read conversations between a supporter and a seeker who came for emotional support, and you "
-    "judge how the seeker feels now. Answer with exactly one of: " + ", ".join(OPTIONS) + "."
+    "judge how the seeker feels now. The question is: has the seeker's issue been solved? Compared with "
+    "the start of the conversation, does the seeker now feel worse, feel the same, feel better, or is "
+    "the issue solved? Answer with exactly one of: " + ", ".join(OPTIONS) + "."
 )
+# The conversation comes last, so that the prompts for the K futures of one context share everything
+# up to the candidate reply and a backend computes that part once (see rlff_esc.llm.prefix).
 CRITIC_QUESTION = (
     "Conversation:\n{transcript}\n\n"
-    "Question: has the seeker's issue been solved? Compared with the start of the conversation, does "
-    "the seeker now feel worse, feel the same, feel better, or is the issue solved?\n"
-    "Answer with exactly one of: " + ", ".join(OPTIONS) + "."
+    "Has the seeker's issue been solved? Answer with exactly one of: " + ", ".join(OPTIONS) + "."
 )
 
 

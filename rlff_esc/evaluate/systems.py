@@ -121,7 +121,8 @@ def load_model_folder(path: Path, spec: ModelSpec) -> ChatBackend:
     """A LocalBackend over a saved policy (the policy stages save merged full weights)."""
     from rlff_esc.llm.local import LocalBackend
 
-    return LocalBackend(str(path), batch_size=spec.batch_size, dtype=spec.dtype, device=spec.device)
+    return LocalBackend(str(path), batch_size=spec.batch_size, dtype=spec.dtype, device=spec.device,
+                        share_prefixes=spec.share_prefixes)
 
 
 def folder_fingerprint(path: Path) -> str:

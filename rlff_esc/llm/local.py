@@ -4,18 +4,28 @@ Decoding is a short loop of our own rather than ``model.generate`` because each 
 own temperature, top-p, stop strings, token budget and seed: every row samples from its own seeded
 generator, so a request's text does not depend on which other requests shared its batch, and the same
 seed gives the same text again.
+
+Work that repeats inside a batch is done once. Prompts that begin with the same tokens (the K
+candidates of one context, the critic's four options after one conversation) have that beginning
+computed once and its key/value cache copied to each row (:mod:`rlff_esc.llm.prefix`); rows that have
+finished leave the batch; ``loglikelihood`` computes vocabulary logits only where a continuation token
+is scored. ``stats`` counts both the tokens asked for (``prompt_tokens`` + ``completion_tokens``) and
+the tokens actually run through the model (``computed_tokens``, padding excluded), so that the saving
+can be measured.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 
 from rlff_esc.llm.base import Generation, GenerationRequest, Message
 from rlff_esc.llm.embedded import resolve_model
+from rlff_esc.llm.prefix import Segment, plan_prefixes
 
 log = logging.getLogger(__name__)
 
@@ -36,18 +46,33 @@ def load_causal_lm(name: str, dtype: str = "float32", device: str = "auto"):
     return model, tokenizer
 
 
+@dataclass
+class Prefilled:
+    """Prompts run through the model: the kept logits, the cache and what decoding continues from."""
+    logits: torch.Tensor  # (rows, kept positions, vocabulary), float32 on CPU
+    cache: DynamicCache
+    mask: torch.Tensor  # (rows, cached positions) attention mask
+    next_position: torch.Tensor  # (rows, 1) position id of each row's next token
+
+
+MIN_SHARED_TOKENS = 8  # a shorter shared stretch costs more as a forward pass of its own than it saves
+
+
 class LocalBackend:
-    """A causal LM in this process. ``batch_size`` rows are decoded together."""
+    """A causal LM in this process. ``batch_size`` rows are decoded together; with ``share_prefixes``
+    a prompt beginning shared by rows of a batch is computed once."""
 
     def __init__(self, model_name: str, *, batch_size: int = 16, dtype: str = "float32",
-                 device: str = "auto", model=None, tokenizer=None):
+                 device: str = "auto", model=None, tokenizer=None, share_prefixes: bool = True):
         self.name = model_name
         self.batch_size = batch_size
+        self.share_prefixes = share_prefixes
         if model is None:
             model, tokenizer = load_causal_lm(model_name, dtype, device)
         self.model, self.tokenizer = model, tokenizer
         self.device = next(model.parameters()).device
-        self.stats = {"prompt_tokens": 0, "completion_tokens": 0, "seconds": 0.0}
+        self.stats = {"prompt_tokens": 0, "completion_tokens": 0, "computed_tokens": 0, "logit_positions": 0,
+                      "seconds": 0.0}
 
     # -- prompts ---------------------------------------------------------------------------------
     def render(self, messages: list[Message]) -> str:
@@ -56,16 +81,67 @@ class LocalBackend:
     def _encode(self, texts: list[str]) -> list[list[int]]:
         return [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
 
+    def _batches(self, seqs: list[list[int]]) -> list[list[int]]:
+        """Row indices in batches of ``batch_size``; sorted by tokens, so rows that share a beginning
+        land in the same batch."""
+        order = sorted(range(len(seqs)), key=seqs.__getitem__)
+        return [order[b: b + self.batch_size] for b in range(0, len(order), self.batch_size)]
+
+    def _left_pad(self, seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        width = max(len(s) for s in seqs)
+        ids = torch.full((len(seqs), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for row, s in enumerate(seqs):
+            if s:
+                ids[row, width - len(s):] = torch.tensor(s)
+                mask[row, width - len(s):] = 1
+        self.stats["computed_tokens"] += sum(len(s) for s in seqs)
+        return ids.to(self.device), mask.to(self.device)
+
+    def _forward(self, ids, mask, positions, cache, logits_to_keep: int) -> torch.Tensor:
+        self.stats["logit_positions"] += ids.shape[0] * logits_to_keep
+        return self.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+                          use_cache=True, logits_to_keep=logits_to_keep).logits.float().cpu()
+
+    @torch.no_grad()
+    def _prefill(self, seqs: list[list[int]], limits: list[int], logits_to_keep: int) -> Prefilled:
+        """Run ``seqs`` through the model, each shared beginning once (at most ``limits[i]`` tokens of
+        row i are shared, see :func:`plan_prefixes`), and keep the logits of each row's last
+        ``logits_to_keep`` positions."""
+        levels = plan_prefixes(seqs, limits, MIN_SHARED_TOKENS) if self.share_prefixes else []
+        cache = DynamicCache()
+        mask = torch.zeros((1, 0), dtype=torch.long, device=self.device)
+        for level in levels:  # shared stretches, each on top of its parent's cache row
+            mask, _ = self._extend(cache, mask, level, [seqs[s.rows[0]][s.start:s.end] for s in level], 1)
+        parent = [0] * len(seqs)
+        for index, segment in enumerate(levels[-1] if levels else []):
+            for row in segment.rows:
+                parent[row] = index
+        rows = [Segment([row], parent[row], levels[-1][parent[row]].end if levels else 0, len(seq))
+                for row, seq in enumerate(seqs)]
+        mask, logits = self._extend(cache, mask, rows, [seq[s.start:] for s, seq in zip(rows, seqs)], logits_to_keep)
+        return Prefilled(logits, cache, mask, torch.tensor([[len(seq)] for seq in seqs], device=self.device))
+
+    def _extend(self, cache: DynamicCache, mask: torch.Tensor, segments: list[Segment], tokens: list[list[int]],
+                logits_to_keep: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Copy each segment's parent cache row, run its tokens after it; returns the new mask, logits."""
+        parents = torch.tensor([max(s.parent, 0) for s in segments], device=self.device)
+        if cache.get_seq_length() > 0:
+            cache.reorder_cache(parents)
+        ids, new = self._left_pad(tokens)
+        mask = torch.cat([mask[parents], new], dim=1)
+        start = torch.tensor([[s.start] for s in segments], device=self.device)
+        positions = start + (new.cumsum(-1) - 1).clamp(min=0)
+        return mask, self._forward(ids, mask, positions, cache, logits_to_keep)
+
     # -- generate --------------------------------------------------------------------------------
     def generate(self, requests: list[GenerationRequest]) -> list[Generation]:
         if not requests:
             return []
         prompts = self._encode([self.render(r.messages) for r in requests])
-        order = sorted(range(len(requests)), key=lambda i: len(prompts[i]))  # similar lengths together
         out: list[Generation | None] = [None] * len(requests)
         start = time.perf_counter()
-        for b in range(0, len(order), self.batch_size):
-            idx = order[b: b + self.batch_size]
+        for idx in self._batches(prompts):
             for i, g in zip(idx, self._generate_batch([prompts[i] for i in idx], [requests[i] for i in idx])):
                 out[i] = g
         self.stats["seconds"] += time.perf_counter() - start
@@ -73,35 +149,23 @@ class LocalBackend:
 
     @torch.no_grad()
     def _generate_batch(self, prompts: list[list[int]], requests: list[GenerationRequest]) -> list[Generation]:
-        n, width = len(prompts), max(len(p) for p in prompts)
-        pad = self.tokenizer.pad_token_id
-        input_ids = torch.full((n, width), pad, dtype=torch.long)
-        mask = torch.zeros((n, width), dtype=torch.long)
-        for row, p in enumerate(prompts):
-            input_ids[row, width - len(p):] = torch.tensor(p)
-            mask[row, width - len(p):] = 1
-        input_ids, mask = input_ids.to(self.device), mask.to(self.device)
+        n = len(prompts)
         generators = []
         for r in requests:
             g = torch.Generator(device="cpu")
             g.manual_seed(r.seed if r.seed is not None else torch.seed())
             generators.append(g)
         eos = {self.tokenizer.eos_token_id} | set(_as_list(self.model.generation_config.eos_token_id))
-        budget = [r.max_new_tokens for r in requests]
         new_tokens: list[list[int]] = [[] for _ in range(n)]
-        finish = [None] * n
-        cache = DynamicCache()
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        step_ids = input_ids
-        for step in range(max(budget)):
-            logits = self.model(input_ids=step_ids, attention_mask=mask, position_ids=positions,
-                                past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1, :].float().cpu()
+        finish: list[str | None] = [None] * n
+        state = self._prefill(prompts, [len(p) - 1 for p in prompts], 1)
+        cache, mask, position, logits = state.cache, state.mask, state.next_position, state.logits[:, -1, :]
+        active = list(range(n))  # request index of each cache row
+        while True:
             next_ids = []
-            for row, r in enumerate(requests):
-                if finish[row] is not None:
-                    next_ids.append(pad)
-                    continue
-                token = _sample(logits[row], r.temperature, r.top_p, generators[row])
+            for k, row in enumerate(active):
+                r = requests[row]
+                token = _sample(logits[k], r.temperature, r.top_p, generators[row])
                 next_ids.append(token)
                 if token in eos:
                     finish[row] = "stop"
@@ -109,13 +173,21 @@ class LocalBackend:
                 new_tokens[row].append(token)
                 if r.stop and _hits_stop(self.tokenizer, new_tokens[row], r.stop):
                     finish[row] = "stop"
-                elif len(new_tokens[row]) >= budget[row]:
+                elif len(new_tokens[row]) >= r.max_new_tokens:
                     finish[row] = "length"
-            if all(f is not None for f in finish):
+            keep = [k for k, row in enumerate(active) if finish[row] is None]
+            if not keep:
                 break
-            step_ids = torch.tensor(next_ids, device=self.device).unsqueeze(1)
-            mask = torch.cat([mask, torch.ones((n, 1), dtype=mask.dtype, device=self.device)], dim=1)
-            positions = positions[:, -1:] + 1
+            if len(keep) < len(active):  # finished rows leave the batch
+                index = torch.tensor(keep, device=self.device)
+                cache.batch_select_indices(index)
+                mask, position = mask[index], position[index]
+                active, next_ids = [active[k] for k in keep], [next_ids[k] for k in keep]
+            mask = torch.cat([mask, torch.ones((len(active), 1), dtype=mask.dtype, device=self.device)], dim=1)
+            self.stats["computed_tokens"] += len(active)
+            logits = self._forward(torch.tensor(next_ids, device=self.device).unsqueeze(1), mask, position,
+                                   cache, 1)[:, -1, :]
+            position = position + 1
         results = []
         for row, r in enumerate(requests):
             text = self.tokenizer.decode(new_tokens[row], skip_special_tokens=True)
@@ -130,24 +202,22 @@ class LocalBackend:
     # -- loglikelihood -----------------------------------------------------------------------------
     @torch.no_grad()
     def loglikelihood(self, requests: list[tuple[list[Message], str]]) -> list[float]:
-        scores = []
-        for b in range(0, len(requests), self.batch_size):
-            chunk = requests[b: b + self.batch_size]
-            contexts = self._encode([self.render(m) for m, _ in chunk])
-            conts = self._encode([c for _, c in chunk])
-            seqs = [c + k for c, k in zip(contexts, conts)]
-            width = max(len(s) for s in seqs)
-            ids = torch.full((len(seqs), width), self.tokenizer.pad_token_id, dtype=torch.long)
-            mask = torch.zeros_like(ids)
-            for row, s in enumerate(seqs):  # right padding: positions need no shifting
-                ids[row, : len(s)] = torch.tensor(s)
-                mask[row, : len(s)] = 1
-            logprobs = torch.log_softmax(
-                self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits.float(), -1).cpu()
-            for row, (c, k) in enumerate(zip(contexts, conts)):
-                targets = torch.tensor(k)
-                positions = torch.arange(len(c) - 1, len(c) - 1 + len(k))
-                scores.append(float(logprobs[row, positions, targets].sum()))
+        contexts = self._encode([self.render(m) for m, _ in requests])
+        conts = self._encode([c for _, c in requests])
+        seqs = [c + k for c, k in zip(contexts, conts)]
+        scores = [0.0] * len(requests)
+        start = time.perf_counter()
+        for idx in self._batches(seqs):
+            # the logits at a row's last len(k) + 1 positions, but its last, score its continuation
+            keep = max(len(conts[i]) for i in idx) + 1
+            state = self._prefill([seqs[i] for i in idx], [len(contexts[i]) - 1 for i in idx], keep)
+            logprobs = torch.log_softmax(state.logits, dim=-1)
+            for row, i in enumerate(idx):
+                k = conts[i]
+                if k:
+                    at = torch.arange(keep - len(k) - 1, keep - 1)
+                    scores[i] = float(logprobs[row, at, torch.tensor(k)].sum())
+        self.stats["seconds"] += time.perf_counter() - start
         return scores
 
 
@@ -160,11 +230,14 @@ def _sample(logits: torch.Tensor, temperature: float, top_p: float, generator: t
         return int(logits.argmax())
     probs = torch.softmax(logits / temperature, dim=-1)
     if top_p < 1.0:
-        sorted_probs, sorted_ids = probs.sort(descending=True)
-        keep = sorted_probs.cumsum(-1) - sorted_probs < top_p
-        sorted_probs = sorted_probs * keep
+        # Only tokens of probability >= (1 - top_p) / vocabulary can be in the nucleus: together the
+        # others hold less than 1 - top_p, so the tokens above them already reach top_p. Sorting
+        # those few instead of the whole vocabulary gives the same nucleus, much faster.
+        candidates = (probs >= (1.0 - top_p) / probs.numel()).nonzero().squeeze(1)
+        sorted_probs, order = probs[candidates].sort(descending=True)
+        sorted_probs = sorted_probs * (sorted_probs.cumsum(-1) - sorted_probs < top_p)
         choice = torch.multinomial(sorted_probs / sorted_probs.sum(), 1, generator=generator)
-        return int(sorted_ids[choice])
+        return int(candidates[order[choice]])
     return int(torch.multinomial(probs, 1, generator=generator))
 
 

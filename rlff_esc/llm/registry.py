@@ -22,6 +22,7 @@ def build_backend(spec: ModelSpec) -> ChatBackend:
     if key not in _loaded:
         from rlff_esc.llm.local import LocalBackend
 
-        _loaded[key] = LocalBackend(spec.model, batch_size=spec.batch_size, dtype=spec.dtype, device=spec.device)
+        _loaded[key] = LocalBackend(spec.model, batch_size=spec.batch_size, dtype=spec.dtype, device=spec.device,
+                                    share_prefixes=spec.share_prefixes)
     return _loaded[key]
 

@@ -36,7 +36,8 @@ from rlff_esc.simulate.store import (in_shard, open_store, parse_shard, settings
 log = logging.getLogger(__name__)
 
 # ModelSpec fields that change speed or where a model runs, never what it says.
-_PERFORMANCE_FIELDS = {"base_urls", "api_key_env", "max_concurrency", "timeout_s", "max_retries", "batch_size", "device"}
+_PERFORMANCE_FIELDS = {"base_urls", "api_key_env", "max_concurrency", "timeout_s", "max_retries", "batch_size", "device",
+                       "share_prefixes"}
 
 
 def policy_spec(config: Config) -> ModelSpec:
