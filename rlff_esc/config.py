@@ -129,7 +129,7 @@ class LoraConfig(Section):
 
 
 class SFTConfig(Section):
-    """Warm-up on ESConv gold replies with a templated reasoning part (see rlff_esc/policy/warmup.py)."""
+    """Warm-up on ESConv gold replies with a templated reasoning part (see rlff_esc/policy/dataset.py)."""
 
     enabled: bool = True
     max_steps: int = Field(60, ge=1)
@@ -138,6 +138,9 @@ class SFTConfig(Section):
     gradient_accumulation_steps: int = Field(1, ge=1)
     max_examples: int | None = Field(512, description="train-split contexts used (spread over dialogues)")
     max_length: int = Field(512, ge=32, description="tokens per example (prompt + target)")
+    max_target_tokens: int | None = Field(None, ge=8, description="use only examples whose target (reasoning, "
+                                          "reply, end of turn) fits this many tokens; null: policy.grpo."
+                                          "max_completion_length, the budget GRPO and the check generate with")
 
 
 class GRPOConfig(Section):
@@ -154,10 +157,13 @@ class GRPOConfig(Section):
     reward_weights: dict[str, float] = Field(
         default_factory=lambda: {"reward_model": 1.0, "format": 0.5, "repetition": 0.0},
         description="weight per reward function: reward_model, format, repetition (0 leaves one out)")
+    standardize_reward_model: bool = Field(True, description="standardize reward-model scores over each batch "
+                                           "before weighting (its scale is arbitrary; see policy/rewards.py)")
     use_vllm: bool = Field(False, description="generate with vLLM (GPU; TRL's vllm_mode below)")
     vllm_mode: Literal["colocate", "server"] = "colocate"
     bf16: bool = Field(False, description="bf16 mixed precision (GPU); fp32 on CPU")
-    activation_checkpointing: bool = False
+    activation_checkpointing: bool = Field(False, description="recompute activations in the backward pass "
+                                           "(GPU memory); the SFT warm-up uses this setting too")
     save_steps: int = Field(10, ge=1)
     logging_steps: int = Field(1, ge=1)
     num_processes: int = Field(1, ge=1, description="data-parallel processes (accelerate); for --dry-run arithmetic")

@@ -14,7 +14,8 @@ from rlff_esc.data.schema import Case, Turn
 from rlff_esc.data.contexts import build_contexts
 from rlff_esc.errors import ConfigError, RlffError
 from rlff_esc.jsonl import write_jsonl
-from rlff_esc.policy.dataset import grpo_prompts, sft_examples, trim_history, warmup_target
+from rlff_esc.policy.check import compare_checks
+from rlff_esc.policy.dataset import fits_budget, grpo_prompts, sft_examples, trim_history, warmup_target
 from rlff_esc.policy.plan import validate_plan
 from rlff_esc.policy.reasoning import parse, system_prompt
 from rlff_esc.policy.rewards import (FormatReward, RewardModelReward, build_reward_functions, completion_text,
@@ -48,7 +49,7 @@ def make_config(tmp_path: Path, model: str, rm_path: str | None = None, **policy
     raw = {"run_dir": str(run), "data": {"path": str(tmp_path)}, "policy": {
         "base_model": model, "max_history_turns": 3, "reward_model_path": rm_path,
         "lora": {"r": 4, "alpha": 8},
-        "sft": {"max_steps": 2, "batch_size": 4, "max_examples": 8, "max_length": 256},
+        "sft": {"max_steps": 2, "batch_size": 4, "max_examples": 8, "max_length": 256, "max_target_tokens": 128},
         "grpo": {"max_steps": 2, "group_size": 2, "per_device_batch_size": 4, "max_completion_length": 12,
                  "save_steps": 1, "check_contexts": 2, "learning_rate": 1e-3,
                  "reward_weights": {"reward_model": 1.0, "format": 0.5, "repetition": 0.1}}}}
@@ -133,12 +134,36 @@ def test_warmup_examples_follow_the_format(tmp_path):
         target = e["completion"][0]["content"]
         parsed = parse(target)
         assert parsed.well_formed and parsed.reply in SUPPORTER and "job crisis" in parsed.thinking
+        # labelled and impersonal, so that it reads unlike a reply (first-person hints leaked into replies)
+        assert "Plan: " in parsed.thinking and not {"I", "I'm", "me", "my"} & set(parsed.thinking.split())
         assert e["prompt"][0] == {"role": "system", "content": system_prompt(True)}
         assert e["prompt"][-1]["role"] == "user" and len(e["prompt"]) <= 1 + 3
     assert "reassurance" in warmup_target(build_contexts(Case(
         id="x", dataset="esconv", split="train", emotion_type="fear", problem_type="p", situation="s",
         turns=[Turn(speaker="seeker", text="a"), Turn(speaker="supporter", text="b",
                                                       strategy="Affirmation and Reassurance")]))[0], True)
+
+
+class WordTokenizer:
+    """One token per word: enough to test token budgets without loading a tokenizer."""
+
+    def __call__(self, text, add_special_tokens=True):
+        return {"input_ids": text.split()}
+
+
+def test_warmup_keeps_only_targets_that_fit_the_completion_budget(tmp_path):
+    config = make_config(tmp_path, "embedded:smollm2-135m-instruct", sft={"max_target_tokens": None, "max_examples": None},
+                         grpo={"max_completion_length": 20})
+    everything = sft_examples(config)
+    lengths = {e["context_id"]: len(e["completion"][0]["content"].split()) for e in everything}
+    assert min(lengths.values()) + 1 <= 20 < max(lengths.values()) + 1  # the fixture straddles the budget
+    kept = sft_examples(config, WordTokenizer())  # budget: policy.grpo.max_completion_length
+    assert kept and all(lengths[e["context_id"]] + 1 <= 20 for e in kept)
+    assert len(kept) == sum(n + 1 <= 20 for n in lengths.values())
+    assert fits_budget("a b c", WordTokenizer(), 4) and not fits_budget("a b c d", WordTokenizer(), 4)
+    config.policy.sft.max_target_tokens = 8  # an explicit budget wins; nothing fits it
+    with pytest.raises(RlffError, match="max_target_tokens"):
+        sft_examples(config, WordTokenizer())
 
 
 def test_grpo_prompts_carry_full_history(tmp_path):
@@ -175,6 +200,46 @@ def test_reward_model_reward_scores_replies_only_and_floors_unscorable():
     assert scores[1] == scores[3] == min(scores[0], scores[2])  # malformed: the batch's lowest score
     histories, replies = scorer.calls[0]
     assert replies == ["word " * 9 + "word", "hi"] and histories[0][0].text == "I feel sad"
+
+
+def test_standardized_reward_model_reward_is_scale_free_and_logs_the_raw_mean():
+    history = json.dumps([{"speaker": "seeker", "text": "I feel sad", "strategy": None}])
+    completions = [[{"role": "assistant", "content": f"<think>x</think> {'word ' * n}"}] for n in (10, 12, 16)]
+    completions.append([{"role": "assistant", "content": "<think>unclosed"}])
+    logged, results = {}, []
+    for factor in (1.0, 100.0):  # the same preferences on another scale give the same rewards
+        scorer = LengthScorer()
+        scorer.score = lambda h, r, f=factor: [f * -abs(len(x.split()) - 10) / 10 for x in r]
+        reward = RewardModelReward(scorer, standardize=True)
+        results.append(reward(prompts=[None] * 4, completions=completions, history=[history] * 4,
+                              log_metric=lambda name, value: logged.update({name: value})))
+    assert results[0] == pytest.approx(results[1])
+    scored = results[0][:3]
+    assert sum(scored) == pytest.approx(0.0, abs=1e-9) and scored[0] > scored[1] > scored[2]
+    assert sum(x * x for x in scored) / 3 == pytest.approx(1.0)
+    assert results[0][3] == min(scored)  # malformed: still the batch's lowest score
+    assert logged["reward_model/raw_mean"] == pytest.approx(100.0 * (0.0 - 0.2 - 0.6) / 3)
+
+
+def check_result(scores, compliance=1.0):
+    return {"n": len(scores), "format_compliance": compliance, "mean_reward": sum(scores) / len(scores),
+            "examples": [{"context_id": f"c{i}", "score": s} for i, s in enumerate(scores)]}
+
+
+def test_compare_checks_pairs_contexts_and_bounds_the_difference():
+    before = check_result([0.1, -0.3, 0.5, 0.0, 0.2, -0.1, 0.4, 0.3], compliance=0.5)
+    better = check_result([s + 0.2 + 0.01 * (i % 3) for i, s in enumerate([0.1, -0.3, 0.5, 0.0, 0.2, -0.1, 0.4, 0.3])])
+    better["examples"].reverse()  # paired by context id, not by position
+    result = compare_checks(better, before)
+    assert result["n"] == 8 and result["mean_reward_difference"] == pytest.approx(0.21, abs=0.005)
+    assert 0.2 <= result["ci95"][0] <= result["mean_reward_difference"] <= result["ci95"][1] <= 0.22
+    assert result["format_compliance_before"] == 0.5 and result["format_compliance_after"] == 1.0
+    noisy = check_result([0.1, -0.2, 0.6, -0.1, 0.2, 0.0, 0.3, 0.3])  # ups and downs: the interval spans 0
+    result = compare_checks(noisy, before)
+    assert result["ci95"][0] < 0 < result["ci95"][1] and result["p"] > 0.05
+    partial = check_result([0.1, -0.3, 0.5])  # only the contexts both checks scored are compared
+    assert compare_checks(partial, before)["n"] == 3
+    assert compare_checks(partial, before)["mean_reward_difference"] == pytest.approx(0.0)
 
 
 def test_format_reward_logs_compliance_and_repetition_penalty():
@@ -256,6 +321,20 @@ def test_sft_then_grpo_with_resume_on_tiny_model(tmp_path, tiny_lm_dir, reward_m
     assert any((out / "tensorboard").iterdir())
     check = json.loads((out / "check.json").read_text())
     assert check["after"]["n"] == 2 and 0.0 <= check["after"]["format_compliance"] <= 1.0
+    comparison = check["comparison"]  # paired over the same held-out contexts
+    assert comparison["n"] == 2 and comparison["mean_reward_difference"] == pytest.approx(
+        check["after"]["mean_reward"] - check["before"]["mean_reward"])
+    from typer.testing import CliRunner
+
+    from rlff_esc.cli import app
+
+    written = tmp_path / "compared.json"  # the CLI compares two policies on the same held-out contexts
+    result = CliRunner().invoke(app, ["policy", "check", str(out), "-c", str(tmp_path / "config.yaml"), "-n", "2",
+                                      "--against", str(sft), "-o", str(written)])
+    assert result.exit_code == 0, result.output
+    compared = json.loads(written.read_text())
+    assert compared["after"]["model"] == str(out) and compared["before"]["model"] == str(sft)
+    assert compared["comparison"]["n"] == 2 and "paired contexts" in result.output
     backend = LocalBackend(str(out), batch_size=2)  # the trained policy loads by path like any model
     generated = backend.generate([GenerationRequest(messages=[{"role": "user", "content": "hi"}], max_new_tokens=3)])
     assert generated[0].completion_tokens >= 1

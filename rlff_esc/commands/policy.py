@@ -30,21 +30,44 @@ def train_cmd(config: ConfigOption = DEFAULT_CONFIG, set_: SetOption = None, for
     typer.echo(f"policy written to {out} (curves: {out / 'training_curves.png'})")
     check = out / "check.json"
     if check.exists():
-        for when, c in json.loads(check.read_text()).items():
+        from rlff_esc.policy.check import describe_comparison
+
+        checks = json.loads(check.read_text())
+        for when in ("before", "after"):
+            c = checks.get(when)
             if c:
                 typer.echo(f"held-out {when}: format compliance {c['format_compliance']:.2f}, "
                            f"mean RM score {c['mean_reward']:.3f} (n={c['n']})")
+        if checks.get("comparison"):
+            typer.echo(f"held-out mean RM score after − before: {describe_comparison(checks['comparison'])}")
 
 
 @app.command("check")
 def check_cmd(model: str = typer.Argument(..., help="model folder or name (e.g. runs/demo/policy)"),
               config: ConfigOption = DEFAULT_CONFIG, set_: SetOption = None,
-              n: int = typer.Option(16, "-n", help="held-out (valid) contexts")):
+              n: int = typer.Option(16, "-n", help="held-out (valid) contexts"),
+              against: str = typer.Option(None, "--against", help="a second model (e.g. runs/demo/policy_sft): "
+                                          "checked on the same contexts and compared, paired"),
+              output: str = typer.Option(None, "--output", "-o", help="write the check(s) as JSON here")):
     """Format compliance and mean reward-model score of a model on held-out contexts."""
-    from rlff_esc.policy.check import policy_check
+    from rlff_esc.policy.check import compare_checks, describe_comparison, policy_check
+    from rlff_esc.policy.rewards import load_scorer
 
-    result = policy_check(load(config, set_), model, n)
-    typer.echo(f"format compliance {result['format_compliance']:.2f}, mean RM score {result['mean_reward']:.3f} "
-               f"(n={result['n']}, {result['seconds']} s)")
+    cfg = load(config, set_)
+    scorer = load_scorer(cfg)
+    result = policy_check(cfg, model, n, scorer=scorer)
+    checks = {"model": result}
+    if against:
+        checks = {"before": policy_check(cfg, against, n, scorer=scorer), "after": result}
+    for name, c in checks.items():
+        typer.echo(f"{c['model']}: format compliance {c['format_compliance']:.2f}, mean RM score "
+                   f"{c['mean_reward']:.3f} (n={c['n']}, {c['seconds']} s)")
+    if against:
+        checks["comparison"] = compare_checks(checks["after"], checks["before"])
+        typer.echo(f"mean RM score {model} − {against}: {describe_comparison(checks['comparison'])}")
     for e in result["examples"][:3]:
         typer.echo(f"  [{e['score']:+.2f}] {e['output'][:160]}")
+    if output:
+        from pathlib import Path
+
+        Path(output).write_text(json.dumps(checks, indent=2))

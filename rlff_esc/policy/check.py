@@ -4,6 +4,8 @@ training (``policy_messages`` over the trimmed history), through :class:`LocalBa
 
 ``format_compliance`` is the share of well-formed outputs; ``mean_reward`` the mean reward-model score
 of ``reply_only`` (an output with no reply gets the lowest score of the batch, as in training).
+:func:`compare_checks` says whether one policy beats another on the same contexts: the paired
+difference in mean score with a bootstrap interval (a few dozen contexts leave wide intervals).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from rlff_esc.config import Config
 from rlff_esc.data.prepare import read_contexts
 from rlff_esc.errors import RlffError
 from rlff_esc.llm.base import GenerationRequest
+from rlff_esc.evaluate.stats import mean_of, paired_test
 from rlff_esc.llm.local import LocalBackend
 from rlff_esc.policy.dataset import trim_history
 from rlff_esc.policy.reasoning import policy_messages, reply_only, well_formed
@@ -51,3 +54,26 @@ def policy_check(config: Config, model_path: str, n: int, scorer=None, split: st
             "seconds": round(backend.stats["seconds"], 1),
             "examples": [{"context_id": c.id, "output": t, "reply": r, "score": s}
                          for c, t, r, s in zip(contexts, texts, replies, scores)]}
+
+
+def compare_checks(after: dict, before: dict, samples: int = 2000, seed: int = 0) -> dict:
+    """``after`` − ``before`` on the contexts both checks scored (paired by context id): the mean
+    reward-model score's difference with a 95% bootstrap interval and p-value, and the compliance of each."""
+    scores_before = {e["context_id"]: e["score"] for e in before["examples"]}
+    paired = [(e["score"], scores_before[e["context_id"]]) for e in after["examples"]
+              if e["context_id"] in scores_before]
+    test = paired_test(mean_of([a for a, _ in paired]), mean_of([b for _, b in paired]), len(paired),
+                       samples=samples, seed=seed)
+    return {"n": len(paired), "mean_reward_before": before["mean_reward"], "mean_reward_after": after["mean_reward"],
+            "mean_reward_difference": test["delta"], "ci95": [test["low"], test["high"]], "p": test["p"],
+            "format_compliance_before": before["format_compliance"],
+            "format_compliance_after": after["format_compliance"]}
+
+
+def describe_comparison(comparison: dict) -> str:
+    """One line for logs and the CLI: the difference, its interval and n."""
+    low, high = comparison["ci95"]
+    if comparison["mean_reward_difference"] is None:
+        return f"undefined (n={comparison['n']})"
+    return (f"{comparison['mean_reward_difference']:+.3f} (95% CI {low:+.3f} to {high:+.3f}, "
+            f"p={comparison['p']:.3f}, n={comparison['n']} paired contexts)")

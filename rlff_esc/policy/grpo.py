@@ -5,7 +5,8 @@ Starts from the SFT warm-up (``<run>/policy_sft``) when ``policy.sft.enabled``, 
 ``<run>/policy/checkpoints/checkpoint-N`` every ``save_steps``; an interrupted run resumes from the
 last one. The finished policy is saved merged (plain HF folder) into ``<run>/policy/`` with
 ``train_log.jsonl``, TensorBoard events in ``tensorboard/``, ``training_curves.png`` and
-``check.json`` (format compliance and reward-model score on held-out contexts, before and after).
+``check.json`` (format compliance and reward-model score on held-out contexts, before and after, and
+their paired comparison).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from rlff_esc.config import Config
 from rlff_esc.errors import RlffError
 from rlff_esc.manifest import record_stage
 from rlff_esc.policy import model_io
-from rlff_esc.policy.check import policy_check
+from rlff_esc.policy.check import compare_checks, describe_comparison, policy_check
 from rlff_esc.policy.dataset import grpo_prompts
 from rlff_esc.policy.logs import JsonlLogCallback, truncate_log
 from rlff_esc.policy.plots import plot_training_curves
@@ -129,12 +130,14 @@ def run_grpo(config: Config, force: bool = False, scorer=None, callbacks: list |
     plot_training_curves(out / "train_log.jsonl", out / "training_curves.png")
     check_after = _check(config, str(out), scorer, "after")
     checks = {"before": check_before, "after": check_after}
-    (out / "check.json").write_text(json.dumps(checks, indent=2))
+    comparison = compare_checks(check_after, check_before) if check_before and check_after else None
+    (out / "check.json").write_text(json.dumps({**checks, "comparison": comparison}, indent=2))
     seconds = time.perf_counter() - start
     details = {"source": source, "steps": trainer.state.global_step, "resumed_from": str(resume) if resume else None,
                "seconds_per_step": round(seconds_per_step, 2), "reward_weights": dict(zip(
                    [f.__name__ for f in reward_funcs], weights)),
-               "check": {k: _summary(v) for k, v in checks.items()}, "path": str(out)}
+               "check": {k: _summary(v) for k, v in checks.items()}, "check_comparison": comparison,
+               "path": str(out)}
     model_io.mark_done(out, key, **details)
     record_stage(config.run_path, config, "policy_grpo", seconds, **details)
     log.info("GRPO done in %.0f s (%.1f s/step): %s", seconds, seconds_per_step, out)
@@ -142,6 +145,8 @@ def run_grpo(config: Config, force: bool = False, scorer=None, callbacks: list |
         if c:
             log.info("held-out check %s: format compliance %.2f, mean RM score %s (n=%d)", when,
                      c["format_compliance"], c["mean_reward"], c["n"])
+    if comparison:
+        log.info("held-out mean RM score after − before: %s", describe_comparison(comparison))
     return out
 
 

@@ -1,4 +1,5 @@
-"""A PNG of the GRPO training curves: total and per-function rewards, and format compliance."""
+"""A PNG of the GRPO training curves: total and per-function rewards (and the raw reward-model score),
+and format compliance."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ def plot_training_curves(log_path: Path, png_path: Path) -> Path | None:
     left.plot(steps, [r["reward"] for r in rows], label="total (weighted)", linewidth=2)
     for key in sorted({k for r in rows for k in r if k.startswith("rewards/") and k.endswith("/mean")}):
         left.plot(steps, [r.get(key) for r in rows], label=key.split("/")[1], linestyle="--")
+    if any("reward_model/raw_mean" in r for r in rows):  # the standardized RM reward hides its level
+        left.plot(steps, [r.get("reward_model/raw_mean") for r in rows], label="reward model, raw score", linestyle=":")
     left.set(title="GRPO reward", xlabel="step", ylabel="mean reward")
     left.legend(fontsize=8)
     right.plot(steps, [r.get("format/compliance") for r in rows], color="tab:green", marker="o", markersize=3)

@@ -6,6 +6,12 @@
   well-formed completions are scored; the others get the batch's lowest score, so breaking the format
   never beats a poor reply. (Without this gate, a first demo run learned to loop ``</think> …`` past
   the reply: the MiniLM reward model liked the longer text more than the format reward cost.)
+  With ``policy.grpo.standardize_reward_model`` (default) the scores are standardized over the batch
+  first (mean 0, standard deviation 1): a reward model's scale is arbitrary (a pairwise model's
+  logits; the demo's spread about 0.05 within a group), and unscaled it was drowned by the format
+  reward's 0/0.5/1, so that six demo steps did not move the reward-model score at all. Standardized,
+  ``reward_weights`` mean the same whatever reward model is plugged in. The raw mean is logged as
+  ``reward_model/raw_mean``.
 * ``format``: :func:`rlff_esc.policy.reasoning.format_reward`; it also logs ``format/compliance``
   (share of well-formed completions) to the training log.
 * ``repetition``: minus the share of repeated word trigrams in the completion (small models loop).
@@ -16,6 +22,7 @@ format function always runs, so compliance is always logged).
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 
 from rlff_esc.config import Config
@@ -34,18 +41,25 @@ def completion_text(completion) -> str:
 
 
 class RewardModelReward:
-    """Scores replies with any object that has ``.score(histories, replies) -> list[float]``."""
+    """Scores replies with any object that has ``.score(histories, replies) -> list[float]``;
+    ``standardize``: over the batch's scored replies (see the module docstring)."""
 
-    def __init__(self, scorer, reasoning: bool = True):
+    def __init__(self, scorer, reasoning: bool = True, standardize: bool = False):
         self.scorer = scorer
         self.reasoning = reasoning
+        self.standardize = standardize
         self.__name__ = "reward_model"
 
-    def __call__(self, prompts, completions, history, **kwargs) -> list[float]:
+    def __call__(self, prompts, completions, history, log_metric=None, **kwargs) -> list[float]:
         texts = [completion_text(c) for c in completions]
         replies = [reply_only(t) if self.reasoning else t.strip() for t in texts]
         scorable = [i for i, t in enumerate(texts) if well_formed(t, self.reasoning)]
         scores = self.scorer.score([history_from_json(history[i]) for i in scorable], [replies[i] for i in scorable])
+        if scores and log_metric is not None:
+            log_metric("reward_model/raw_mean", statistics.fmean(scores))
+        if self.standardize and scores:
+            mean, spread = statistics.fmean(scores), statistics.pstdev(scores)
+            scores = [(s - mean) / max(spread, 1e-4) for s in scores]
         floor = min(scores) if scores else 0.0
         out = [floor] * len(replies)
         for i, s in zip(scorable, scores):
@@ -106,7 +120,8 @@ def build_reward_functions(config: Config, scorer=None) -> tuple[list, list[floa
         raise RlffError(f"policy.grpo.reward_weights: unknown reward(s) {sorted(unknown)}; known: {list(REWARD_NAMES)}")
     funcs, used = [], []
     if weights.get("reward_model", 0.0):
-        funcs.append(RewardModelReward(scorer if scorer is not None else load_scorer(config), config.policy.reasoning))
+        funcs.append(RewardModelReward(scorer if scorer is not None else load_scorer(config), config.policy.reasoning,
+                                       standardize=config.policy.grpo.standardize_reward_model))
         used.append(weights["reward_model"])
     funcs.append(FormatReward(config.policy.reasoning))
     used.append(weights.get("format", 0.0))

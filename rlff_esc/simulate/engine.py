@@ -3,9 +3,11 @@
 For a batch of (context, candidate, seed) items, each step is one batched call per role: the policy
 proposes all candidates in one ``generate`` call, the critic judges all contexts, the seeker reacts to
 all candidates, then ``horizon`` times the supporter answers all, the seeker answers all and the critic
-judges all. A local backend decodes the batch together; the HTTP backend sends it concurrently (to
-several replicas). PPDPP-style code plays one conversation at a time instead, one call per turn;
-``benchmarks/simulate_throughput.py`` compares the two.
+judges all. A local backend decodes the batch together and computes once what the K futures of a
+context share (their prompts up to the candidate; :mod:`rlff_esc.llm.prefix`); the HTTP backend sends
+the batch concurrently (to several replicas, where vLLM's prefix cache does the same). PPDPP-style
+code plays one conversation at a time instead, one call per turn; ``benchmarks/simulate_throughput.py``
+compares the two.
 
 The conversations all continue to the full horizon (no early stop when the critic sees success), so
 that every record has the same length and ``final`` always means "after H exchanges".
