@@ -54,7 +54,7 @@ def measure(backbone: str, pairs: int, replies: int, settings: RewardModelConfig
     name, _, variant = backbone.partition("+")
     rm = settings.model_copy(update={"backbone": name, "lora": variant == "lora", "epochs": 1.0})
     start = time.perf_counter()
-    model, tokenizer, head = load_backbone(name, rm.lora, rm.lora_r, rm.lora_alpha, rm.train_layers)
+    model, tokenizer, head = load_backbone(name, rm.lora, rm.lora_r, rm.lora_alpha, rm.train_layers, rm.pooling)
     load_seconds = time.perf_counter() - start
     items = make_items(2 * pairs, contexts)
     train_pairs = [Pair(2 * i, 2 * i + 1, 0.5) for i in range(pairs)]

@@ -108,6 +108,9 @@ class RewardModelConfig(Section):
     learning_rate: float = Field(5e-5, gt=0)
     batch_size: int = Field(8, ge=1)
     max_length: int = Field(256, ge=16, description="tokens; the history is cut from the left")
+    pooling: Literal["all", "reply"] = Field("all", description="encoder backbones: average the states of "
+                                             "every token, or of the reply's only (which read the history "
+                                             "through attention); decoders always read the last token")
     train_layers: int | None = Field(None, ge=0, description="full fine-tuning: train only the top k "
                                      "layers (+ head); 0 = head only on frozen features; null = all")
     lora: bool = False

@@ -62,7 +62,7 @@ def make_config(tmp_path: Path, model: str, rm_path: str | None = None, **policy
 
 # -- dry run -------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["demo.yaml", "paper-qwen2.5-7b.yaml", "paper-llama3.1-8b.yaml",
-                                  "ablation-immediate.yaml", "ablation-no-reasoning.yaml"])
+                                  "ablation-immediate.yaml", "ablation-no-reasoning.yaml", "policy-cpu.yaml"])
 def test_shipped_configs_validate(name, esconv_dir):
     lines = validate_plan(load_config(CONFIGS / name))
     assert any(line.startswith("policy grpo:") for line in lines)
@@ -221,6 +221,31 @@ def test_standardized_reward_model_reward_is_scale_free_and_logs_the_raw_mean():
     assert logged["reward_model/raw_mean"] == pytest.approx(100.0 * (0.0 - 0.2 - 0.6) / 3)
 
 
+def test_completions_cut_off_at_the_length_cap_count_as_malformed():
+    history = json.dumps([{"speaker": "seeker", "text": "I feel sad", "strategy": None}])
+    texts = ["<think>a</think> " + "word " * 10, "<think>a</think> hi", "<think>a</think> " + "word " * 10]
+    completions = [[{"role": "assistant", "content": t}] for t in texts]
+    ids = [[5, 6, 7, 0], [5, 1], [5, 6, 7, 8]]  # 0 and 1 end a turn; the third stopped at the cap
+    logged = {}
+    fmt = FormatReward(True, end_token_ids={0, 1})(prompts=None, completions=completions, completion_ids=ids,
+                                                   log_metric=lambda name, value: logged.update({name: value}))
+    assert fmt == [1.0, 1.0, 0.0] and logged["format/compliance"] == pytest.approx(2 / 3)
+    scorer = LengthScorer()
+    scores = RewardModelReward(scorer, end_token_ids={0, 1})(prompts=[None] * 3, completions=completions,
+                                                            history=[history] * 3, completion_ids=ids)
+    assert scores[0] == 0.0 and scores[1] == pytest.approx(-0.9) and scores[2] == min(scores[:2])
+    assert len(scorer.calls[0][1]) == 2  # the cut-off reply is not scored
+    assert FormatReward(True, end_token_ids={0, 1})(prompts=None, completions=completions) == [1.0, 1.0, 1.0]
+
+
+def test_end_token_ids_are_the_models_declared_ends_eos_and_padding(tiny_lm_dir):
+    from rlff_esc.policy.model_io import end_token_ids, load_for_training
+
+    model, tokenizer = load_for_training(str(tiny_lm_dir))
+    model.generation_config.eos_token_id = [tokenizer.eos_token_id, 7]
+    assert end_token_ids(model, tokenizer) == {tokenizer.eos_token_id, tokenizer.pad_token_id, 7}
+
+
 def check_result(scores, compliance=1.0):
     return {"n": len(scores), "format_compliance": compliance, "mean_reward": sum(scores) / len(scores),
             "examples": [{"context_id": f"c{i}", "score": s} for i, s in enumerate(scores)]}
@@ -320,7 +345,7 @@ def test_sft_then_grpo_with_resume_on_tiny_model(tmp_path, tiny_lm_dir, reward_m
     assert (out / "training_curves.png").stat().st_size > 1000
     assert any((out / "tensorboard").iterdir())
     check = json.loads((out / "check.json").read_text())
-    assert check["after"]["n"] == 2 and 0.0 <= check["after"]["format_compliance"] <= 1.0
+    assert check["after"]["n"] == 2 and 0.0 <= check["after"]["format_compliance"] <= 1.0 - check["after"]["cut_off"]
     comparison = check["comparison"]  # paired over the same held-out contexts
     assert comparison["n"] == 2 and comparison["mean_reward_difference"] == pytest.approx(
         check["after"]["mean_reward"] - check["before"]["mean_reward"])

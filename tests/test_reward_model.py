@@ -82,6 +82,35 @@ def test_history_is_cut_from_the_left_and_the_reply_kept(minilm_dir):
     assert "the oldest words come first" in tokenizer.decode(full)
 
 
+def test_reply_pooling_averages_the_reply_states_and_is_saved(tmp_path):
+    import torch
+
+    from rlff_esc.reward_model.model import load_backbone, load_reward_model, save_reward_model
+
+    model, tokenizer, head = load_backbone("embedded:minilm", train_layers=0, pooling="reply")
+    history = as_turns("Seeker: I failed my driving test again\nSupporter: oh no\nSeeker: I feel stupid")
+    short, long = (encode(tokenizer, history, reply, max_length=64) for reply in ("ok", "you are not stupid"))
+    width = len(long)
+    input_ids = torch.tensor([short + [0] * (width - len(short)), long])
+    attention = torch.tensor([[1] * len(short) + [0] * (width - len(short)), [1] * width])
+    mask = model.pooling_mask(input_ids, attention)
+    for row, ids in enumerate((short, long)):  # the reply's tokens and its closing [SEP], nothing else
+        reply_start = ids.index(tokenizer.sep_token_id) + 1
+        assert mask[row].tolist() == [int(reply_start <= i < len(ids)) for i in range(width)]
+
+    save_reward_model(model, tokenizer, tmp_path / "rm", {"head": head, "max_length": 64})
+    loaded, _, _ = load_reward_model(tmp_path / "rm")
+    assert loaded.pooling == "reply"
+    with torch.inference_mode():
+        assert torch.allclose(loaded(input_ids, attention).logits, model.eval()(input_ids, attention).logits,
+                              atol=1e-5)
+    config = json.loads((tmp_path / "rm" / "config.json").read_text())
+    del config["pooling"]  # a model saved before the option existed pools over every token
+    (tmp_path / "rm" / "config.json").write_text(json.dumps(config))
+    old, _, _ = load_reward_model(tmp_path / "rm")
+    assert old.pooling == "all" and torch.equal(old.pooling_mask(input_ids, attention), attention)
+
+
 def test_string_histories():
     assert [t.speaker for t in as_turns("Seeker: a\nsupporter: b\nSEEKER: c")] == ["seeker", "supporter", "seeker"]
     assert as_turns("I feel: bad") == as_turns([{"speaker": "seeker", "text": "I feel: bad"}])

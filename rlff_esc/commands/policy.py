@@ -60,8 +60,8 @@ def check_cmd(model: str = typer.Argument(..., help="model folder or name (e.g. 
     if against:
         checks = {"before": policy_check(cfg, against, n, scorer=scorer), "after": result}
     for name, c in checks.items():
-        typer.echo(f"{c['model']}: format compliance {c['format_compliance']:.2f}, mean RM score "
-                   f"{c['mean_reward']:.3f} (n={c['n']}, {c['seconds']} s)")
+        typer.echo(f"{c['model']}: format compliance {c['format_compliance']:.2f} (cut off {c['cut_off']:.2f}), "
+                   f"mean RM score {c['mean_reward']:.3f} (n={c['n']}, {c['seconds']} s)")
     if against:
         checks["comparison"] = compare_checks(checks["after"], checks["before"])
         typer.echo(f"mean RM score {model} − {against}: {describe_comparison(checks['comparison'])}")

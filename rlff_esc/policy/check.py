@@ -2,8 +2,9 @@
 its replies? Greedy generations on the first ``n`` valid-split contexts, with the same prompts as
 training (``policy_messages`` over the trimmed history), through :class:`LocalBackend`.
 
-``format_compliance`` is the share of well-formed outputs; ``mean_reward`` the mean reward-model score
-of ``reply_only`` (an output with no reply gets the lowest score of the batch, as in training).
+``format_compliance`` is the share of well-formed outputs that end their turn within
+``max_completion_length``; ``mean_reward`` the mean reward-model score of ``reply_only``. As in
+training, an output with no reply or cut off at the length cap gets the batch's lowest score.
 :func:`compare_checks` says whether one policy beats another on the same contexts: the paired
 difference in mean score with a bootstrap interval (a few dozen contexts leave wide intervals).
 """
@@ -39,16 +40,20 @@ def policy_check(config: Config, model_path: str, n: int, scorer=None, split: st
                                                            policy.reasoning),
                                   max_new_tokens=policy.grpo.max_completion_length, temperature=0.0)
                 for c in contexts]
-    texts = [g.text for g in backend.generate(requests)]
+    generations = backend.generate(requests)
+    texts = [g.text for g in generations]
+    finished = [g.finish_reason != "length" for g in generations]
     replies = [reply_only(t) if policy.reasoning else t.strip() for t in texts]
-    scorable = [i for i, r in enumerate(replies) if r]
+    scorable = [i for i, r in enumerate(replies) if r and finished[i]]
     scored = scorer.score([contexts[i].history for i in scorable], [replies[i] for i in scorable])
     floor = min(scored) if scored else 0.0
     scores = [floor] * len(replies)
     for i, s in zip(scorable, scored):
         scores[i] = float(s)
+    compliant = [well_formed(t, policy.reasoning) and f for t, f in zip(texts, finished)]
     return {"model": model_path, "split": split, "n": len(contexts),
-            "format_compliance": sum(well_formed(t, policy.reasoning) for t in texts) / len(texts),
+            "format_compliance": sum(compliant) / len(texts),
+            "cut_off": sum(not f for f in finished) / len(texts),
             "mean_reward": statistics.fmean(scores),
             "mean_completion_tokens": backend.stats["completion_tokens"] / len(texts),
             "seconds": round(backend.stats["seconds"], 1),

@@ -105,10 +105,11 @@ def run_grpo(config: Config, force: bool = False, scorer=None, callbacks: list |
     else:  # measured by the interrupted run
         path = out / "check_before.json"
         check_before = json.loads(path.read_text()) if path.exists() else None
-    reward_funcs, weights = build_reward_functions(config, scorer=scorer)
+    model, tokenizer = model_io.load_for_training(source, bf16=g.bf16)
+    reward_funcs, weights = build_reward_functions(config, scorer=scorer,
+                                                   end_token_ids=model_io.end_token_ids(model, tokenizer))
     args = trl_config(config, out)
     args.reward_weights = weights
-    model, tokenizer = model_io.load_for_training(source, bf16=g.bf16)
     prompts = grpo_prompts(config, "train")
     trainer = GRPOTrainer(
         model=model, reward_funcs=reward_funcs, args=args, processing_class=tokenizer,
@@ -143,8 +144,8 @@ def run_grpo(config: Config, force: bool = False, scorer=None, callbacks: list |
     log.info("GRPO done in %.0f s (%.1f s/step): %s", seconds, seconds_per_step, out)
     for when, c in checks.items():
         if c:
-            log.info("held-out check %s: format compliance %.2f, mean RM score %s (n=%d)", when,
-                     c["format_compliance"], c["mean_reward"], c["n"])
+            log.info("held-out check %s: format compliance %.2f (cut off at the length cap %.2f), "
+                     "mean RM score %s (n=%d)", when, c["format_compliance"], c["cut_off"], c["mean_reward"], c["n"])
     if comparison:
         log.info("held-out mean RM score after − before: %s", describe_comparison(comparison))
     return out
@@ -161,4 +162,4 @@ def _check(config: Config, model_path: str, scorer, when: str) -> dict | None:
 
 
 def _summary(check: dict | None) -> dict | None:
-    return None if check is None else {k: check[k] for k in ("n", "format_compliance", "mean_reward")}
+    return None if check is None else {k: check[k] for k in ("n", "format_compliance", "cut_off", "mean_reward")}

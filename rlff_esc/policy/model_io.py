@@ -61,6 +61,14 @@ def load_for_training(name: str, bf16: bool = False):
     return model, tokenizer
 
 
+def end_token_ids(model, tokenizer) -> set[int]:
+    """The ids a finished completion can end with, as TRL's GRPOTrainer sees it: every end-of-turn id
+    the model declares, the tokenizer's EOS and the padding id."""
+    declared = model.generation_config.eos_token_id
+    declared = [] if declared is None else ([declared] if isinstance(declared, int) else list(declared))
+    return {i for i in (*declared, tokenizer.eos_token_id, tokenizer.pad_token_id) if i is not None}
+
+
 def save_merged(model, tokenizer, path: Path) -> None:
     """Merge LoRA adapters (if any) into the weights and save a plain HF folder at ``path``."""
     if hasattr(model, "merge_and_unload"):

@@ -16,6 +16,12 @@
   (share of well-formed completions) to the training log.
 * ``repetition``: minus the share of repeated word trigrams in the completion (small models loop).
 
+A completion **cut off** at ``max_completion_length`` (its last token does not end the turn) counts as
+malformed for the first two: format 0 and the batch's lowest reward-model score. A reply cut off
+mid-sentence is not one to give a user, and without this rule a 32-step run of
+``configs/policy-cpu.yaml`` learned to repeat one sentence up to the cap: the mean-pooled reward model
+scored the longer text higher than the repetition penalty cost.
+
 Their weights come from ``policy.grpo.reward_weights``; a weight of 0 leaves the function out (the
 format function always runs, so compliance is always logged).
 """
@@ -40,20 +46,32 @@ def completion_text(completion) -> str:
     return "".join(m.get("content", "") for m in completion if m.get("role") == "assistant")
 
 
+def cut_off(completion_ids, end_token_ids, n: int) -> list[bool]:
+    """Which of ``n`` completions stopped at the length cap instead of ending the turn (TRL keeps the
+    end-of-turn token as a finished completion's last id). Without ids or end tokens: none."""
+    if completion_ids is None or not end_token_ids:
+        return [False] * n
+    return [not ids or ids[-1] not in end_token_ids for ids in completion_ids]
+
+
 class RewardModelReward:
     """Scores replies with any object that has ``.score(histories, replies) -> list[float]``;
-    ``standardize``: over the batch's scored replies (see the module docstring)."""
+    ``standardize``: over the batch's scored replies; ``end_token_ids``: the tokens that end a turn,
+    to recognise cut-off completions (see the module docstring)."""
 
-    def __init__(self, scorer, reasoning: bool = True, standardize: bool = False):
+    def __init__(self, scorer, reasoning: bool = True, standardize: bool = False,
+                 end_token_ids: set[int] | None = None):
         self.scorer = scorer
         self.reasoning = reasoning
         self.standardize = standardize
+        self.end_token_ids = end_token_ids
         self.__name__ = "reward_model"
 
-    def __call__(self, prompts, completions, history, log_metric=None, **kwargs) -> list[float]:
+    def __call__(self, prompts, completions, history, log_metric=None, completion_ids=None, **kwargs) -> list[float]:
         texts = [completion_text(c) for c in completions]
         replies = [reply_only(t) if self.reasoning else t.strip() for t in texts]
-        scorable = [i for i, t in enumerate(texts) if well_formed(t, self.reasoning)]
+        cut = cut_off(completion_ids, self.end_token_ids, len(texts))
+        scorable = [i for i, t in enumerate(texts) if well_formed(t, self.reasoning) and not cut[i]]
         scores = self.scorer.score([history_from_json(history[i]) for i in scorable], [replies[i] for i in scorable])
         if scores and log_metric is not None:
             log_metric("reward_model/raw_mean", statistics.fmean(scores))
@@ -68,15 +86,18 @@ class RewardModelReward:
 
 
 class FormatReward:
-    def __init__(self, reasoning: bool = True):
+    def __init__(self, reasoning: bool = True, end_token_ids: set[int] | None = None):
         self.reasoning = reasoning
+        self.end_token_ids = end_token_ids
         self.__name__ = "format"
 
-    def __call__(self, prompts, completions, log_metric=None, **kwargs) -> list[float]:
+    def __call__(self, prompts, completions, log_metric=None, completion_ids=None, **kwargs) -> list[float]:
         texts = [completion_text(c) for c in completions]
+        cut = cut_off(completion_ids, self.end_token_ids, len(texts))
         if log_metric is not None:
-            log_metric("format/compliance", sum(well_formed(t, self.reasoning) for t in texts) / max(1, len(texts)))
-        return [format_reward(t, self.reasoning) for t in texts]
+            ok = sum(well_formed(t, self.reasoning) and not c for t, c in zip(texts, cut))
+            log_metric("format/compliance", ok / max(1, len(texts)))
+        return [0.0 if c else format_reward(t, self.reasoning) for t, c in zip(texts, cut)]
 
 
 def repetition_penalty(text: str, n: int = 3) -> float:
@@ -112,8 +133,10 @@ def load_scorer(config: Config):
     return RewardModelScorer(str(path))
 
 
-def build_reward_functions(config: Config, scorer=None) -> tuple[list, list[float]]:
-    """Reward callables and their weights, in the same order, for ``GRPOTrainer``."""
+def build_reward_functions(config: Config, scorer=None,
+                           end_token_ids: set[int] | None = None) -> tuple[list, list[float]]:
+    """Reward callables and their weights, in the same order, for ``GRPOTrainer``; ``end_token_ids``
+    (the policy tokenizer's end-of-turn and padding ids) let them recognise cut-off completions."""
     weights = config.policy.grpo.reward_weights
     unknown = set(weights) - set(REWARD_NAMES)
     if unknown:
@@ -121,9 +144,10 @@ def build_reward_functions(config: Config, scorer=None) -> tuple[list, list[floa
     funcs, used = [], []
     if weights.get("reward_model", 0.0):
         funcs.append(RewardModelReward(scorer if scorer is not None else load_scorer(config), config.policy.reasoning,
-                                       standardize=config.policy.grpo.standardize_reward_model))
+                                       standardize=config.policy.grpo.standardize_reward_model,
+                                       end_token_ids=end_token_ids))
         used.append(weights["reward_model"])
-    funcs.append(FormatReward(config.policy.reasoning))
+    funcs.append(FormatReward(config.policy.reasoning, end_token_ids))
     used.append(weights.get("format", 0.0))
     if weights.get("repetition", 0.0):
         funcs.append(RepetitionReward())

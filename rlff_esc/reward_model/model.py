@@ -2,7 +2,9 @@
 
 * BERT-like encoders (``embedded:minilm``, all-MiniLM-L6-v2): a sentence-transformers model is
   trained to be read through the **mean** of its token states, not through [CLS] (its BERT pooler was
-  never trained for that), so :class:`MeanPoolRewardModel` puts a linear score head on the masked mean.
+  never trained for that), so :class:`MeanPoolRewardModel` puts a linear score head on a masked mean:
+  over every token (``pooling: all``, the default) or over the reply's tokens only (``reply``), which
+  have read the history through attention. The README says what each did in the demo.
 * Any causal LM (SmolLM2 here, a 7–8B model on GPUs): ``AutoModelForSequenceClassification`` with one
   label, whose score head reads the last non-padding token; ``config.pad_token_id`` must be set.
 
@@ -34,19 +36,31 @@ MEAN_POOL, SCORE_HEAD = "mean_pool", "score_head"
 
 
 class MeanPoolRewardModel(BertPreTrainedModel):
-    """A BERT encoder and a linear score on the attention-masked mean of its last hidden states."""
+    """A BERT encoder and a linear score on the mean of its last hidden states.
+
+    ``config.pooling`` says which states: ``reply`` (those after the first [SEP], i.e. the reply of
+    ``[CLS] history [SEP] reply [SEP]``) or ``all``; models saved before the option existed read ``all``.
+    """
 
     def __init__(self, config):
         super().__init__(config)
         self.bert = BertModel(config, add_pooling_layer=False)
         self.score = nn.Linear(config.hidden_size, 1)
+        self.pooling = getattr(config, "pooling", "all")
         self.post_init()
+
+    def pooling_mask(self, input_ids, attention_mask):
+        if self.pooling == "all":
+            return attention_mask
+        is_sep = (input_ids == self.config.sep_token_id).long()
+        reply = (torch.cumsum(is_sep, dim=1) > is_sep).long() * attention_mask
+        return torch.where(reply.sum(dim=1, keepdim=True) > 0, reply, attention_mask)  # no [SEP]: all
 
     def forward(self, input_ids, attention_mask=None, **kwargs):
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        mask = self.pooling_mask(input_ids, attention_mask).unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
         return SequenceClassifierOutput(logits=self.score(pooled))
 
@@ -69,7 +83,7 @@ def freeze_below(model, train_layers: int) -> None:
 
 
 def load_backbone(name: str, lora: bool = False, lora_r: int = 16, lora_alpha: int = 32,
-                  train_layers: int | None = None):
+                  train_layers: int | None = None, pooling: str = "all"):
     """A fresh reward model (pretrained body, new head) and its tokenizer; returns (model, tokenizer, head)."""
     path = resolve_model(name)
     verbosity = hf_logging.get_verbosity()
@@ -78,7 +92,9 @@ def load_backbone(name: str, lora: bool = False, lora_r: int = 16, lora_alpha: i
         head = head_for(path)
         tokenizer = AutoTokenizer.from_pretrained(path)
         if head == MEAN_POOL:
-            model = MeanPoolRewardModel.from_pretrained(path, num_labels=1)
+            config = AutoConfig.from_pretrained(path, num_labels=1)
+            config.pooling, config.sep_token_id = pooling, tokenizer.sep_token_id
+            model = MeanPoolRewardModel.from_pretrained(path, config=config)
         else:
             model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
     except (OSError, ValueError) as e:

@@ -117,7 +117,8 @@ def fit_and_save(rm: RewardModelConfig, seed: int, train: list[Item], folder: Pa
         raise RlffError(f"no training pair has a reward gap above reward_model.margin_threshold="
                         f"{rm.margin_threshold}; lower it or simulate more candidates per context")
     set_seed(seed)
-    model, tokenizer, head = load_backbone(rm.backbone, rm.lora, rm.lora_r, rm.lora_alpha, rm.train_layers)
+    model, tokenizer, head = load_backbone(rm.backbone, rm.lora, rm.lora_r, rm.lora_alpha, rm.train_layers,
+                                           rm.pooling)
     start = time.perf_counter()
     if rm.objective == "pairwise":
         model = fit_pairwise(model, tokenizer, train, pairs, rm, seed)
