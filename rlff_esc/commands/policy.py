@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import typer
 
@@ -59,7 +60,7 @@ def check_cmd(model: str = typer.Argument(..., help="model folder or name (e.g. 
     checks = {"model": result}
     if against:
         checks = {"before": policy_check(cfg, against, n, scorer=scorer), "after": result}
-    for name, c in checks.items():
+    for c in checks.values():
         typer.echo(f"{c['model']}: format compliance {c['format_compliance']:.2f} (cut off {c['cut_off']:.2f}), "
                    f"mean RM score {c['mean_reward']:.3f} (n={c['n']}, {c['seconds']} s)")
     if against:
@@ -68,6 +69,4 @@ def check_cmd(model: str = typer.Argument(..., help="model folder or name (e.g. 
     for e in result["examples"][:3]:
         typer.echo(f"  [{e['score']:+.2f}] {e['output'][:160]}")
     if output:
-        from pathlib import Path
-
         Path(output).write_text(json.dumps(checks, indent=2))

@@ -46,6 +46,14 @@ def load_causal_lm(name: str, dtype: str = "float32", device: str = "auto"):
     return model, tokenizer
 
 
+def eos_token_ids(model, tokenizer) -> set[int]:
+    """The tokens that end a turn: every end-of-sequence id the model's generation config declares
+    (chat models often add an end-of-turn token) and the tokenizer's EOS."""
+    declared = model.generation_config.eos_token_id
+    declared = [] if declared is None else ([declared] if isinstance(declared, int) else list(declared))
+    return {i for i in (*declared, tokenizer.eos_token_id) if i is not None}
+
+
 @dataclass
 class Prefilled:
     """Prompts run through the model: the kept logits, the cache and what decoding continues from."""
@@ -155,7 +163,7 @@ class LocalBackend:
             g = torch.Generator(device="cpu")
             g.manual_seed(r.seed if r.seed is not None else torch.seed())
             generators.append(g)
-        eos = {self.tokenizer.eos_token_id} | set(_as_list(self.model.generation_config.eos_token_id))
+        eos = eos_token_ids(self.model, self.tokenizer)
         new_tokens: list[list[int]] = [[] for _ in range(n)]
         finish: list[str | None] = [None] * n
         state = self._prefill(prompts, [len(p) - 1 for p in prompts], 1)
@@ -219,10 +227,6 @@ class LocalBackend:
                     scores[i] = float(logprobs[row, at, torch.tensor(k)].sum())
         self.stats["seconds"] += time.perf_counter() - start
         return scores
-
-
-def _as_list(x) -> list:
-    return [] if x is None else (list(x) if isinstance(x, (list, tuple)) else [x])
 
 
 def _sample(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator) -> int:

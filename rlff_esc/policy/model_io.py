@@ -62,11 +62,12 @@ def load_for_training(name: str, bf16: bool = False):
 
 
 def end_token_ids(model, tokenizer) -> set[int]:
-    """The ids a finished completion can end with, as TRL's GRPOTrainer sees it: every end-of-turn id
-    the model declares, the tokenizer's EOS and the padding id."""
-    declared = model.generation_config.eos_token_id
-    declared = [] if declared is None else ([declared] if isinstance(declared, int) else list(declared))
-    return {i for i in (*declared, tokenizer.eos_token_id, tokenizer.pad_token_id) if i is not None}
+    """The ids a finished completion can end with, as TRL's GRPOTrainer sees it: the model's
+    end-of-turn ids and the padding id."""
+    from rlff_esc.llm.local import eos_token_ids
+
+    pad = {tokenizer.pad_token_id} if tokenizer.pad_token_id is not None else set()
+    return eos_token_ids(model, tokenizer) | pad
 
 
 def save_merged(model, tokenizer, path: Path) -> None:
