@@ -11,7 +11,8 @@ Same contexts, seeds and embedded model for all, in one process:
 
 Reported: trajectories per minute; tokens per second processed (prompt + generated, loglikelihood
 passes included: the tokens the agents asked for, the same for both loops); the tokens the model
-actually ran (``computed_tokens``: padding left out, a shared prompt beginning counted once); and
+actually ran (``computed_tokens``: padding left out, a shared prompt beginning counted once) and the
+padding run beside them (``padding_tokens``); and
 model-FLOP utilisation MFU = model FLOPs ÷ time ÷ peak, where the peak is the best fp32 matmul rate
 measured in the same run on the same machine. Model FLOPs are counted from the work done, not the
 work asked for: 2 × (parameters outside the embedding) per computed token + 2 × vocabulary × hidden
@@ -61,7 +62,8 @@ def timed(engine, runs) -> dict:
     start = time.perf_counter()
     records = [r for items in runs for r in engine.run(items)]
     seconds = time.perf_counter() - start
-    done = {key: sum(b.stats[key] - s[key] for b, s in zip(local, before)) for key in ("computed_tokens", "logit_positions")}
+    done = {key: sum(b.stats[key] - s[key] for b, s in zip(local, before))
+            for key in ("computed_tokens", "padding_tokens", "logit_positions")}
     prompt = sum(m.prompt_tokens for m in engine.meters)
     completion = sum(m.completion_tokens for m in engine.meters)
     return {"records": records, "seconds": seconds, "prompt_tokens": prompt, "completion_tokens": completion, **done}

@@ -153,7 +153,9 @@ class GRPOConfig(Section):
     per_device_batch_size: int = Field(8, ge=1, description="completions per device per step")
     gradient_accumulation_steps: int = Field(1, ge=1)
     beta: float = Field(0.0, ge=0, description="KL coefficient (TRL default 0.0)")
-    epsilon: float = Field(0.2, gt=0, description="clip range")
+    epsilon: float = Field(0.2, gt=0, description="clip range (acts only when num_iterations > 1)")
+    num_iterations: int = Field(1, ge=1, description="optimizer steps on each generation batch (GRPO's μ); "
+                                "max_steps counts them, so each step costs less generation")
     loss_type: Literal["grpo", "dapo", "dr_grpo", "bnpo"] = "dapo"
     max_completion_length: int = Field(96, ge=8)
     temperature: float = Field(0.9, gt=0)

@@ -66,3 +66,42 @@ def test_shared_prompt_beginnings_change_no_result_and_save_work(smollm2_backend
     assert texts == texts0
     assert max(abs(a - b) for a, b in zip(scores, scores0)) < 1e-3
     assert work < 0.6 * work0
+
+
+def test_grouped_head_attention_matches_transformers_sdpa(tiny_lm_dir):
+    """On CPU the backend's models run ``sdpa_gqa`` (grouped key/value heads not copied per query head);
+    it must give sdpa's logits, for a padded batch and for a lone unmasked row."""
+    import torch
+
+    from rlff_esc.llm.local import load_causal_lm
+
+    model, tokenizer = load_causal_lm(str(tiny_lm_dir), device="cpu")
+    assert model.config._attn_implementation == "sdpa_gqa"
+    assert model.config.num_key_value_heads < model.config.num_attention_heads
+    padded = tokenizer(["I lost my job today and I feel lost.", "Hi"], return_tensors="pt", padding=True)
+    single = tokenizer(["I lost my job today and I feel lost."], return_tensors="pt")
+    with torch.no_grad():
+        ours = [model(**batch).logits for batch in (padded, single)]
+        model.set_attn_implementation("sdpa")
+        theirs = [model(**batch).logits for batch in (padded, single)]
+    real = padded["attention_mask"].bool()
+    assert torch.allclose(ours[0][real], theirs[0][real], atol=1e-5)
+    assert torch.allclose(ours[1], theirs[1], atol=1e-5)
+
+
+def test_rows_of_very_different_lengths_give_what_each_gives_alone(smollm2_backend):
+    """Rows far apart in length run as separate forward passes (``length_groups``) whose caches are
+    joined for decoding; no result may depend on it."""
+    from rlff_esc.llm.local import GROUP_COST_TOKENS
+    from rlff_esc.llm.prefix import length_groups
+
+    long_story = " ".join(["My partner and I have argued every night this month about money and chores."] * 6)
+    prompts = [[SYSTEM, {"role": "user", "content": text}] for text in ("Hi.", long_story, "I feel sad.")]
+    lengths = [len(smollm2_backend._encode([smollm2_backend.render(p)])[0]) for p in prompts]
+    assert len(length_groups(lengths, GROUP_COST_TOKENS)) > 1  # the case under test: several groups
+    reqs = [GenerationRequest(p, max_new_tokens=8, temperature=0.9, seed=3) for p in prompts]
+    assert [g.text for g in smollm2_backend.generate(reqs)] == [smollm2_backend.generate([r])[0].text for r in reqs]
+    pairs = [(p, answer) for p in prompts for answer in ("Ok.", "That sounds really hard, I am here for you.")]
+    together = smollm2_backend.loglikelihood(pairs)
+    alone = [smollm2_backend.loglikelihood([pair])[0] for pair in pairs]
+    assert max(abs(a - b) for a, b in zip(together, alone)) < 1e-3

@@ -74,6 +74,15 @@ def test_paper_config_plans_vllm_and_global_batch(esconv_dir):
     assert "vLLM (colocate)" in text and "Qwen/Qwen2.5-7B-Instruct-1M" in text and "http" in text
 
 
+def test_grpo_settings_reach_trl_and_the_plan(esconv_dir, tmp_path):
+    from rlff_esc.policy.grpo import trl_config
+
+    config = load_config(CONFIGS / "demo.yaml", ["policy.grpo.num_iterations=2", "policy.grpo.epsilon=0.3"])
+    trl = trl_config(config, tmp_path)
+    assert (trl.num_iterations, trl.epsilon, trl.num_generations) == (2, 0.3, 4)
+    assert "2 step(s) per generation batch" in "\n".join(validate_plan(config))
+
+
 def test_ablations_differ_from_demo_in_one_setting_only():
     def settings(name):
         config = load_config(CONFIGS / name).model_dump(exclude={"name", "run_dir", "base_dir"})

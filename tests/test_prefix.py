@@ -1,4 +1,4 @@
-from rlff_esc.llm.prefix import common_prefix_length, plan_prefixes
+from rlff_esc.llm.prefix import common_prefix_length, length_groups, plan_prefixes
 
 
 def _plan(seqs, limits=None, min_length=2):
@@ -51,3 +51,10 @@ def test_every_row_is_in_exactly_one_segment_per_level():
         for s in lower:
             assert set(s.rows) <= set(upper[s.parent].rows) and s.start == upper[s.parent].end
     assert plan_prefixes([], []) == []
+
+
+def test_length_groups_split_only_where_padding_costs_more_than_a_pass():
+    assert length_groups([5, 6, 7, 8], group_cost=48) == [[0, 1, 2, 3]]  # little padding: one pass
+    assert length_groups([100, 5, 100, 5], group_cost=48) == [[1, 3], [0, 2]]  # 190 padded slots > 48
+    assert length_groups([100, 5, 100, 5], group_cost=500) == [[1, 3, 0, 2]]
+    assert length_groups([0, 30, 0, 200], group_cost=48) == [[0, 2, 1], [3]]  # empty rows join the first

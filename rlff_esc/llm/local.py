@@ -7,11 +7,13 @@ seed gives the same text again.
 
 Work that repeats inside a batch is done once. Prompts that begin with the same tokens (the K
 candidates of one context, the critic's four options after one conversation) have that beginning
-computed once and its key/value cache copied to each row (:mod:`rlff_esc.llm.prefix`); rows that have
-finished leave the batch; ``loglikelihood`` computes vocabulary logits only where a continuation token
+computed once and its key/value cache copied to each row (:mod:`rlff_esc.llm.prefix`); rows of very
+different lengths run as separate forward passes, so that few padding tokens are computed; rows that
+have finished leave the batch; ``loglikelihood`` computes vocabulary logits only where a continuation token
 is scored. ``stats`` counts both the tokens asked for (``prompt_tokens`` + ``completion_tokens``) and
-the tokens actually run through the model (``computed_tokens``, padding excluded), so that the saving
-can be measured.
+the tokens actually run through the model (``computed_tokens``, and apart from them
+``padding_tokens``), so that the saving can be measured. On CPU, models load with the attention of
+:mod:`rlff_esc.llm.attention`.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ from dataclasses import dataclass
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 
+from rlff_esc.llm import attention
 from rlff_esc.llm.base import Generation, GenerationRequest, Message
 from rlff_esc.llm.embedded import resolve_model
-from rlff_esc.llm.prefix import Segment, plan_prefixes
+from rlff_esc.llm.prefix import Segment, length_groups, plan_prefixes
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +45,8 @@ def load_causal_lm(name: str, dtype: str = "float32", device: str = "auto"):
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     torch_dtype = DTYPES.get(dtype, "auto")
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype).to(device).eval()
+    model = AutoModelForCausalLM.from_pretrained(
+        path, dtype=torch_dtype, attn_implementation=attention.NAME if device == "cpu" else None).to(device).eval()
     return model, tokenizer
 
 
@@ -64,6 +68,36 @@ class Prefilled:
 
 
 MIN_SHARED_TOKENS = 8  # a shorter shared stretch costs more as a forward pass of its own than it saves
+GROUP_COST_TOKENS = 48  # one more forward pass and the cache join cost about this many tokens' compute (CPU)
+
+
+def _cache_rows(cache: DynamicCache, rows: torch.Tensor) -> DynamicCache:
+    """A new cache holding ``rows`` of ``cache`` (a row may repeat); empty if ``cache`` is."""
+    part = DynamicCache()
+    if cache.get_seq_length() > 0:
+        for index, layer in enumerate(cache.layers):
+            part.update(layer.keys[rows], layer.values[rows], index)
+    return part
+
+
+def _joined(parts: list[tuple[DynamicCache, torch.Tensor, torch.Tensor]],
+            order: torch.Tensor) -> tuple[DynamicCache, torch.Tensor, torch.Tensor]:
+    """One (cache, mask, logits) from row groups of different widths: each left-padded to the widest
+    (masked out, as batch padding is), stacked, and rows put back in ``order``."""
+    width = max(mask.shape[1] for _, mask, _ in parts)
+
+    def stack(tensors: list[torch.Tensor], dim: int) -> torch.Tensor:  # left-pad along dim, stack the rows
+        padded = [torch.nn.functional.pad(t, (0, 0) * (t.dim() - 1 - dim) + (width - t.shape[dim], 0))
+                  for t in tensors]
+        return torch.cat(padded)[order]
+
+    cache = DynamicCache()
+    for index in range(len(parts[0][0].layers)):
+        cache.update(stack([part.layers[index].keys for part, _, _ in parts], 2),
+                     stack([part.layers[index].values for part, _, _ in parts], 2), index)
+    mask = stack([mask for _, mask, _ in parts], 1)
+    logits = torch.cat([logits for _, _, logits in parts])[order]
+    return cache, mask, logits
 
 
 class LocalBackend:
@@ -79,8 +113,8 @@ class LocalBackend:
             model, tokenizer = load_causal_lm(model_name, dtype, device)
         self.model, self.tokenizer = model, tokenizer
         self.device = next(model.parameters()).device
-        self.stats = {"prompt_tokens": 0, "completion_tokens": 0, "computed_tokens": 0, "logit_positions": 0,
-                      "seconds": 0.0}
+        self.stats = {"prompt_tokens": 0, "completion_tokens": 0, "computed_tokens": 0, "padding_tokens": 0,
+                      "logit_positions": 0, "seconds": 0.0}
 
     # -- prompts ---------------------------------------------------------------------------------
     def render(self, messages: list[Message]) -> str:
@@ -104,6 +138,7 @@ class LocalBackend:
                 ids[row, width - len(s):] = torch.tensor(s)
                 mask[row, width - len(s):] = 1
         self.stats["computed_tokens"] += sum(len(s) for s in seqs)
+        self.stats["padding_tokens"] += ids.numel() - sum(len(s) for s in seqs)
         return ids.to(self.device), mask.to(self.device)
 
     def _forward(self, ids, mask, positions, cache, logits_to_keep: int) -> torch.Tensor:
@@ -120,27 +155,47 @@ class LocalBackend:
         cache = DynamicCache()
         mask = torch.zeros((1, 0), dtype=torch.long, device=self.device)
         for level in levels:  # shared stretches, each on top of its parent's cache row
-            mask, _ = self._extend(cache, mask, level, [seqs[s.rows[0]][s.start:s.end] for s in level], 1)
+            cache, mask, _ = self._extend(cache, mask, level, [seqs[s.rows[0]][s.start:s.end] for s in level], 1)
         parent = [0] * len(seqs)
         for index, segment in enumerate(levels[-1] if levels else []):
             for row in segment.rows:
                 parent[row] = index
         rows = [Segment([row], parent[row], levels[-1][parent[row]].end if levels else 0, len(seq))
                 for row, seq in enumerate(seqs)]
-        mask, logits = self._extend(cache, mask, rows, [seq[s.start:] for s, seq in zip(rows, seqs)], logits_to_keep)
+        cache, mask, logits = self._extend(cache, mask, rows, [seq[s.start:] for s, seq in zip(rows, seqs)],
+                                           logits_to_keep)
         return Prefilled(logits, cache, mask, torch.tensor([[len(seq)] for seq in seqs], device=self.device))
 
     def _extend(self, cache: DynamicCache, mask: torch.Tensor, segments: list[Segment], tokens: list[list[int]],
-                logits_to_keep: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Copy each segment's parent cache row, run its tokens after it; returns the new mask, logits."""
+                logits_to_keep: int) -> tuple[DynamicCache, torch.Tensor, torch.Tensor]:
+        """Copy each segment's parent cache row and run its tokens after it, segments of similar length in
+        one forward pass (:func:`length_groups`); returns the new cache, mask and logits, rows in the order
+        of ``segments``."""
         parents = torch.tensor([max(s.parent, 0) for s in segments], device=self.device)
-        if cache.get_seq_length() > 0:
-            cache.reorder_cache(parents)
-        ids, new = self._left_pad(tokens)
-        mask = torch.cat([mask[parents], new], dim=1)
-        start = torch.tensor([[s.start] for s in segments], device=self.device)
-        positions = start + (new.cumsum(-1) - 1).clamp(min=0)
-        return mask, self._forward(ids, mask, positions, cache, logits_to_keep)
+        groups = length_groups([len(t) for t in tokens], GROUP_COST_TOKENS)
+        if len(groups) == 1:
+            groups = [list(range(len(segments)))]  # the rows in their own order, nothing to put back
+        parts = []
+        for group in groups:
+            rows = parents[torch.tensor(group, device=self.device)]
+            if len(groups) > 1:
+                part = _cache_rows(cache, rows)
+            else:  # one group: the cache itself, its rows copied once
+                part = cache
+                if cache.get_seq_length() > 0:
+                    cache.reorder_cache(rows)
+            ids, new = self._left_pad([tokens[i] for i in group])
+            part_mask = torch.cat([mask[rows], new], dim=1)
+            start = torch.tensor([[segments[i].start] for i in group], device=self.device)
+            positions = start + (new.cumsum(-1) - 1).clamp(min=0)
+            logits = self._forward(ids, part_mask, positions, part, logits_to_keep)
+            if logits.shape[1] < logits_to_keep:  # a group narrower than the positions asked for: padding
+                logits = torch.nn.functional.pad(logits, (0, 0, logits_to_keep - logits.shape[1], 0))
+            parts.append((part, part_mask, logits))
+        if len(parts) == 1:
+            return parts[0]
+        order = torch.tensor([i for group in groups for i in group], device=self.device).argsort()
+        return _joined(parts, order)
 
     # -- generate --------------------------------------------------------------------------------
     def generate(self, requests: list[GenerationRequest]) -> list[Generation]:

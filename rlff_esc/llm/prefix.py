@@ -13,6 +13,9 @@ A shared stretch shorter than ``min_length`` tokens is not worth a level of its 
 forward pass, padded to its longest stretch): its rows compute it with what follows. ``limits[i]``
 caps how many tokens of row i may be shared, so that the positions whose logits the caller needs
 stay in the row's own remainder.
+
+Each level's rows are padded to its longest; when their lengths differ widely, :func:`length_groups`
+splits them into forward passes of rows of similar length.
 """
 
 from __future__ import annotations
@@ -84,3 +87,26 @@ def plan_prefixes(seqs: list[list[int]], limits: list[int], min_length: int = 8,
         levels.append(level)
         pending = after
     return levels
+
+
+def length_groups(lengths: list[int], group_cost: int) -> list[list[int]]:
+    """Indices of ``lengths`` in groups to run as separate forward passes, each left-padded to its
+    longest: the split of the rows sorted by length that computes least, counting rows × longest token
+    slots per group and ``group_cost`` more for each group. Exact, by dynamic programming over the cut
+    points. Empty rows (a level's rows that only carry their parent on) join the first group."""
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    empty = [i for i in order if lengths[i] == 0]
+    order = order[len(empty):]
+    best = [0] + [None] * len(order)  # best[j]: least cost of the first j sorted rows, cut at cut[j]
+    cut = [0] * (len(order) + 1)
+    for j in range(1, len(order) + 1):
+        for i in range(j):
+            cost = best[i] + (j - i) * lengths[order[j - 1]] + group_cost
+            if best[j] is None or cost < best[j]:
+                best[j], cut[j] = cost, i
+    groups, j = [], len(order)
+    while j > 0:
+        groups.append(order[cut[j]: j])
+        j = cut[j]
+    groups = groups[::-1] or [[]]
+    return [empty + groups[0]] + groups[1:]

@@ -62,7 +62,7 @@ def trl_config(config: Config, out: Path):
         output_dir=str(out / "checkpoints"), max_steps=g.max_steps, learning_rate=g.learning_rate,
         per_device_train_batch_size=g.per_device_batch_size, gradient_accumulation_steps=g.gradient_accumulation_steps,
         num_generations=g.group_size, max_completion_length=g.max_completion_length, temperature=g.temperature,
-        beta=g.beta, epsilon=g.epsilon, loss_type=g.loss_type, reward_weights=None,
+        beta=g.beta, epsilon=g.epsilon, num_iterations=g.num_iterations, loss_type=g.loss_type, reward_weights=None,
         use_vllm=g.use_vllm, vllm_mode=g.vllm_mode, bf16=g.bf16, use_cpu=not g.bf16,
         activation_checkpointing=g.activation_checkpointing,
         save_strategy="steps", save_steps=g.save_steps, logging_steps=g.logging_steps, report_to="none",

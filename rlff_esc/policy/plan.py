@@ -133,7 +133,8 @@ def _policy(config: Config, warnings: list[str]) -> list[str]:
     weights = ", ".join(f"{k} {v}" for k, v in g.reward_weights.items() if v)
     lines.append(
         f"policy grpo: {g.max_steps} steps, global batch {global_batch} completions = {global_batch // g.group_size} "
-        f"prompts × group {g.group_size} ({g.num_processes} process(es)), beta {g.beta}, epsilon {g.epsilon}, "
+        f"prompts × group {g.group_size} ({g.num_processes} process(es)), {g.num_iterations} step(s) per generation "
+        f"batch, beta {g.beta}, epsilon {g.epsilon}, "
         f"loss {g.loss_type}, lr {g.learning_rate}, ≤{g.max_completion_length} new tokens, "
         f"generation by {'vLLM (' + g.vllm_mode + ')' if g.use_vllm else 'transformers'}, "
         f"{'bf16' if g.bf16 else 'fp32'}, rewards: {weights}, checkpoint every {g.save_steps} steps")
