@@ -173,29 +173,31 @@ class LocalBackend:
         of ``segments``."""
         parents = torch.tensor([max(s.parent, 0) for s in segments], device=self.device)
         groups = length_groups([len(t) for t in tokens], GROUP_COST_TOKENS)
-        if len(groups) == 1:
-            groups = [list(range(len(segments)))]  # the rows in their own order, nothing to put back
+        if len(groups) == 1:  # one pass, on the cache itself: its rows copied once, in segment order
+            if cache.get_seq_length() > 0:
+                cache.reorder_cache(parents)
+            return (cache, *self._run(cache, mask[parents], segments, tokens, logits_to_keep))
         parts = []
         for group in groups:
             rows = parents[torch.tensor(group, device=self.device)]
-            if len(groups) > 1:
-                part = _cache_rows(cache, rows)
-            else:  # one group: the cache itself, its rows copied once
-                part = cache
-                if cache.get_seq_length() > 0:
-                    cache.reorder_cache(rows)
-            ids, new = self._left_pad([tokens[i] for i in group])
-            part_mask = torch.cat([mask[rows], new], dim=1)
-            start = torch.tensor([[segments[i].start] for i in group], device=self.device)
-            positions = start + (new.cumsum(-1) - 1).clamp(min=0)
-            logits = self._forward(ids, part_mask, positions, part, logits_to_keep)
-            if logits.shape[1] < logits_to_keep:  # a group narrower than the positions asked for: padding
-                logits = torch.nn.functional.pad(logits, (0, 0, logits_to_keep - logits.shape[1], 0))
-            parts.append((part, part_mask, logits))
-        if len(parts) == 1:
-            return parts[0]
+            part = _cache_rows(cache, rows)
+            parts.append((part, *self._run(part, mask[rows], [segments[i] for i in group], [tokens[i] for i in group],
+                                           logits_to_keep)))
         order = torch.tensor([i for group in groups for i in group], device=self.device).argsort()
         return _joined(parts, order)
+
+    def _run(self, cache: DynamicCache, mask: torch.Tensor, segments: list[Segment], tokens: list[list[int]],
+             logits_to_keep: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run each segment's tokens on its row of ``cache`` (``mask``: those rows' mask so far); returns
+        the extended mask and ``logits_to_keep`` positions of logits per row (padding where a row has fewer)."""
+        ids, new = self._left_pad(tokens)
+        mask = torch.cat([mask, new], dim=1)
+        start = torch.tensor([[s.start] for s in segments], device=self.device)
+        positions = start + (new.cumsum(-1) - 1).clamp(min=0)
+        logits = self._forward(ids, mask, positions, cache, logits_to_keep)
+        if logits.shape[1] < logits_to_keep:  # a pass narrower than the positions asked for
+            logits = torch.nn.functional.pad(logits, (0, 0, logits_to_keep - logits.shape[1], 0))
+        return mask, logits
 
     # -- generate --------------------------------------------------------------------------------
     def generate(self, requests: list[GenerationRequest]) -> list[Generation]:
