@@ -76,6 +76,8 @@ class SimulateConfig(Section):
     policy_path: str | None = Field(None, description="policy folder proposing the candidates (e.g. "
                                     "<run_dir>/policy_sft); used when it exists, else models.policy")
     candidates: int = Field(4, ge=1, description="K candidate replies per context")
+    futures: int = Field(1, ge=1, description="futures simulated after each candidate (other seeds); the "
+                         "reward model learns their mean reward, as one future's is mostly sampling noise")
     horizon: int = Field(3, ge=0, description="supporter/seeker exchanges after the seeker's reaction; "
                          "0 judges right after the reaction (immediate-reward ablation)")
     gamma: float = Field(0.9, ge=0, le=1, description="discount of the improvement reward")

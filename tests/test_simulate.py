@@ -166,6 +166,49 @@ def test_simulate_stage_writes_complete_records_and_resumes(tmp_path, tiny_lm_di
         run_module.simulate(load_config(_setup_run(tmp_path, tiny_lm_dir, 3, horizon=1)))
 
 
+def test_futures_share_their_candidate_and_extend_a_finished_run(tmp_path, tiny_lm_dir):
+    """Several futures of one candidate: the same reply, other seeds after it; raising simulate.futures
+    on a finished run adds futures to the candidates already there, which the reward model averages."""
+    from rlff_esc.reward_model.data import load_items
+    from rlff_esc.simulate.run import simulate
+
+    config = load_config(_setup_run(tmp_path, tiny_lm_dir, 2, horizon=0))
+    simulate(config)
+    first = [json.loads(x) for x in (config.run_path / "trajectories.jsonl").read_text().splitlines()]
+    summary = simulate(load_config(_setup_run(tmp_path, tiny_lm_dir, 2, horizon=0, futures=3)))
+    assert summary["written_now"] == 8 and summary["trajectories"] == 12 and summary["candidates"] == 4
+    records = [json.loads(x) for x in (config.run_path / "trajectories.jsonl").read_text().splitlines()]
+    assert records[:4] == first
+    by_candidate: dict = {}
+    for r in records:
+        by_candidate.setdefault((r["context_id"], r["candidate"]), []).append(r)
+    assert len(by_candidate) == 4
+    for futures in by_candidate.values():
+        assert sorted(r["future_index"] for r in futures) == [0, 1, 2]
+        assert len({r["raw_candidate"] for r in futures}) == 1 and len({r["seed"] for r in futures}) == 1
+        assert len({r["key"] for r in futures}) == 3
+    assert len({json.dumps(r["future"]) for r in records}) > 4, "futures of a candidate should differ"
+    items, _ = load_items(config.run_path / "trajectories.jsonl", config.run_path / "contexts.jsonl",
+                          "improvement")
+    assert items and all(item.rollouts % 3 == 0 for item in items)  # (candidates with one reply share an item)
+
+
+def test_batches_are_whole_contexts_also_when_resuming_with_more_futures(tmp_path, tiny_lm_dir):
+    from rlff_esc.simulate.run import context_batches, make_items
+
+    config = load_config(_setup_run(tmp_path, tiny_lm_dir, 3, futures=3))
+    items = make_items(config, _contexts(3))
+    assert len(items) == 3 * 2 * 3
+
+    def contexts_of(batches):
+        return [sorted({it.context.id for it in batch}) for batch in batches]
+
+    first_run = context_batches([it for it in items if it.future == 0], 2)
+    resumed = context_batches([it for it in items if it.future > 0], 2)
+    assert contexts_of(first_run) == contexts_of(resumed) == [["test:train:0#1", "test:train:1#3"], ["test:train:2#1"]]
+    assert [len(b) for b in resumed] == [8, 4] and [it for b in context_batches(items, 2) for it in b] == items
+
+
 def test_horizon_zero_and_sample_critic(tmp_path, tiny_lm_dir):
     from rlff_esc.simulate.run import simulate
 

@@ -85,7 +85,8 @@ def _models(config: Config, warnings: list[str]) -> list[str]:
 
 def _simulate(config: Config) -> list[str]:
     s = config.simulate
-    return [f"simulate: {s.candidates} candidates per {s.contexts_split} context, horizon {s.horizon} "
+    return [f"simulate: {s.candidates} candidates per {s.contexts_split} context, {s.futures} future(s) each, "
+            f"horizon {s.horizon} "
             f"({'immediate reward' if s.horizon == 0 else 'future-oriented'}), reward '{s.reward}', "
             f"gamma {s.gamma}, critic {s.critic.kind}"]
 

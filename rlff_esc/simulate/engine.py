@@ -14,6 +14,9 @@ that every record has the same length and ``final`` always means "after H exchan
 
 Seeds: every item has its own seed; each agent turn derives its seed from it, the role and the turn,
 so a trajectory does not depend on which other trajectories shared its batch (on the local backend).
+Several futures of one candidate (``simulate.futures``) are items with the same context, candidate
+and seed and another ``future`` index: the candidate is generated once from the item's seed, and the
+turns after it use ``future_seed``, which differs per future.
 """
 
 from __future__ import annotations
@@ -37,10 +40,16 @@ class Item:
     context: Context
     candidate: int
     seed: int
+    future: int = 0
 
     @property
     def key(self) -> str:
-        return trajectory_key(self.context.id, self.candidate, self.seed)
+        return trajectory_key(self.context.id, self.candidate, self.seed, self.future)
+
+    @property
+    def future_seed(self) -> int:
+        """The seed of the turns after the candidate (the first future keeps the item's own seed)."""
+        return self.seed if self.future == 0 else stable_int(self.seed, "future", self.future)
 
 
 @dataclass
@@ -70,10 +79,12 @@ class Engine:
         if not items:
             return []
         self._step("candidates")
-        generations = self.policy.generate([GenerationRequest(
+        proposing = {(it.context.id, it.candidate, it.seed): it for it in items}  # one per candidate, not per future
+        proposed = dict(zip(proposing, self.policy.generate([GenerationRequest(
             messages=policy_messages(recent(it.context.history, self.policy_history_turns), self.reasoning),
             max_new_tokens=self.candidate_max_new_tokens, temperature=self.temperature, top_p=self.top_p,
-            seed=it.seed) for it in items])
+            seed=it.seed) for it in proposing.values()])))
+        generations = [proposed[(it.context.id, it.candidate, it.seed)] for it in items]
         parsed = [parse(g.text) for g in generations]
 
         self._step("critic 0")
@@ -87,7 +98,7 @@ class Engine:
 
         def say(role: str, turn: int) -> None:
             dialogues = [Dialogue(it.context.profile, t) for it, t in zip(items, turns)]
-            seeds = [stable_int(it.seed, role, turn) for it in items]
+            seeds = [stable_int(it.future_seed, role, turn) for it in items]
             agent = self.seeker if role == "seeker" else self.supporter
             for i, text in enumerate(agent.respond(dialogues, seeds)):
                 new = Turn(speaker=role, text=text)
@@ -119,7 +130,7 @@ class Engine:
             scores = [j.score for j in judgements[i]]
             records.append({
                 "key": it.key, "context_id": it.context.id, "case_id": it.context.case_id,
-                "candidate": it.candidate, "seed": it.seed,
+                "candidate": it.candidate, "seed": it.seed, "future_index": it.future,
                 "raw_candidate": generations[i].text, "reasoning": parsed[i].thinking, "reply": parsed[i].reply,
                 "well_formed": parsed[i].well_formed,
                 "future": [{"speaker": t.speaker, "text": t.text} for t in future[i]],

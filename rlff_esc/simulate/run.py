@@ -55,8 +55,10 @@ def policy_spec(config: Config) -> ModelSpec:
 
 def _settings(config: Config, policy: ModelSpec) -> dict:
     """Everything that changes what a trajectory contains (batch sizes and replicas do not)."""
+    # futures is left out: it sets how many records there are, not what one contains (more futures
+    # of a finished run resume it)
     sim = config.simulate.model_dump(mode="json", exclude={"batch_contexts", "contexts_split", "policy_path",
-                                                           "max_contexts"})
+                                                           "max_contexts", "futures"})
     models = {role: getattr(config.models, role).model_dump(mode="json", exclude=_PERFORMANCE_FIELDS)
               for role in ("seeker", "supporter", "critic")}
     models["policy"] = policy.model_dump(mode="json", exclude=_PERFORMANCE_FIELDS)
@@ -65,8 +67,23 @@ def _settings(config: Config, policy: ModelSpec) -> dict:
 
 
 def make_items(config: Config, contexts) -> list[Item]:
-    """K items per context; each seed is a stable hash of the run seed, context id and candidate index."""
-    return [Item(c, k, stable_int(config.seed, c.id, k)) for c in contexts for k in range(config.simulate.candidates)]
+    """K candidates × F futures per context; a candidate's seed is a stable hash of the run seed, context
+    id and candidate index, and its futures share it (see :class:`Item`)."""
+    sim = config.simulate
+    return [Item(c, k, stable_int(config.seed, c.id, k), f)
+            for c in contexts for k in range(sim.candidates) for f in range(sim.futures)]
+
+
+def context_batches(items: list[Item], batch_contexts: int) -> list[list[Item]]:
+    """The items of ``batch_contexts`` contexts at a time. Batching by context, not by item count, keeps
+    a resumed run's batches (say, only the futures added by a larger ``simulate.futures``) made of the
+    same contexts as the first run's, so its candidates are generated in the same batches, identically."""
+    by_context: dict[str, list[Item]] = {}
+    for it in items:
+        by_context.setdefault(it.context.id, []).append(it)
+    groups = list(by_context.values())
+    return [[it for group in groups[b:b + batch_contexts] for it in group]
+            for b in range(0, len(groups), batch_contexts)]
 
 
 def build_engine(config: Config, policy: ModelSpec, settings: str = "") -> Engine:
@@ -117,8 +134,8 @@ def simulate(config: Config, shard: tuple[int, int] | str | None = None, force: 
     done = open_store(out, settings)
     items = make_items(config, contexts)
     todo = [it for it in items if it.key not in done]
-    log.info("simulate: %d contexts × %d candidates, horizon %d: %d trajectories, %d already in %s",
-             len(contexts), sim.candidates, sim.horizon, len(items), len(items) - len(todo), out)
+    log.info("simulate: %d contexts × %d candidates × %d futures, horizon %d: %d trajectories, %d already in %s",
+             len(contexts), sim.candidates, sim.futures, sim.horizon, len(items), len(items) - len(todo), out)
 
     seeker_stats: Counter = Counter()
     supporter_stats: Counter = Counter()
@@ -129,9 +146,7 @@ def simulate(config: Config, shard: tuple[int, int] | str | None = None, force: 
                    dynamic_ncols=True)
         started = time.perf_counter()
         engine.on_step = lambda step: bar.set_postfix_str(f"{_rate(engine, started)} · {step}")
-        per_batch = sim.batch_contexts * sim.candidates
-        for b in range(0, len(todo), per_batch):
-            batch = todo[b:b + per_batch]
+        for batch in context_batches(todo, sim.batch_contexts):
             append_jsonl(out, engine.run(batch))
             bar.update(len(batch))
         bar.set_postfix_str(_rate(engine, started))
@@ -163,15 +178,17 @@ def summarize(records: list[dict], expected: int) -> dict:
     """Counts and reward means over the whole file (also the part written by earlier runs)."""
     critic = [c for r in records for c in r["critic"]]
     finals = [r["rewards"]["final"] for r in records if r["rewards"]["final"] is not None]
+    candidates = {(r["context_id"], r["candidate"], r["seed"]): r for r in records}  # its futures share it
     return {
         "trajectories": len(records), "expected": expected, "complete": len(records) == expected,
         "contexts": len({r["context_id"] for r in records}),
+        "candidates": len(candidates),
         "critic_judgements": len(critic),
         "critic_invalid_answers": sum(c["invalid"] for c in critic),
         "critic_unscored_judgements": sum(1 for c in critic if c["score"] is None),
         "seeker_resamples": sum(r["resamples"] for r in records),
-        "well_formed_candidates": sum(1 for r in records if r.get("well_formed")),
-        "empty_replies": sum(1 for r in records if not r["reply"]),
+        "well_formed_candidates": sum(1 for r in candidates.values() if r.get("well_formed")),
+        "empty_replies": sum(1 for r in candidates.values() if not r["reply"]),
         "mean_final": round(mean(finals), 4) if finals else None,
         "success_rate": round(mean(r["rewards"]["success"] for r in records), 4) if records else None,
         "mean_improvement": round(mean(r["rewards"]["improvement"] for r in records), 4) if records else None,

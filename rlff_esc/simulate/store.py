@@ -1,4 +1,5 @@
-"""The trajectory store: ``trajectories.jsonl``, append-only, one record per (context, candidate, seed).
+"""The trajectory store: ``trajectories.jsonl``, append-only, one record per (context, candidate, seed,
+future).
 
 Crash safety rests on three rules. (1) The engine appends a whole batch with
 :func:`rlff_esc.jsonl.append_jsonl` (write, flush, fsync) only after the batch is complete, so every
@@ -27,8 +28,9 @@ log = logging.getLogger(__name__)
 FILE = "trajectories.jsonl"
 
 
-def trajectory_key(context_id: str, candidate: int, seed: int) -> str:
-    return f"{context_id}|{candidate}|{seed}"
+def trajectory_key(context_id: str, candidate: int, seed: int, future: int = 0) -> str:
+    """The first future of a candidate keeps the key it had before ``simulate.futures`` existed."""
+    return f"{context_id}|{candidate}|{seed}" + (f"|{future}" if future else "")
 
 
 def stable_int(*parts) -> int:
