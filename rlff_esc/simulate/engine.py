@@ -47,6 +47,11 @@ class Item:
         return trajectory_key(self.context.id, self.candidate, self.seed, self.future)
 
     @property
+    def candidate_id(self) -> tuple[str, int, int]:
+        """What the futures of one candidate share: the candidate is generated once for all of them."""
+        return self.context.id, self.candidate, self.seed
+
+    @property
     def future_seed(self) -> int:
         """The seed of the turns after the candidate (the first future keeps the item's own seed)."""
         return self.seed if self.future == 0 else stable_int(self.seed, "future", self.future)
@@ -79,12 +84,12 @@ class Engine:
         if not items:
             return []
         self._step("candidates")
-        proposing = {(it.context.id, it.candidate, it.seed): it for it in items}  # one per candidate, not per future
+        proposing = {it.candidate_id: it for it in items}  # one per candidate, not per future
         proposed = dict(zip(proposing, self.policy.generate([GenerationRequest(
             messages=policy_messages(recent(it.context.history, self.policy_history_turns), self.reasoning),
             max_new_tokens=self.candidate_max_new_tokens, temperature=self.temperature, top_p=self.top_p,
             seed=it.seed) for it in proposing.values()])))
-        generations = [proposed[(it.context.id, it.candidate, it.seed)] for it in items]
+        generations = [proposed[it.candidate_id] for it in items]
         parsed = [parse(g.text) for g in generations]
 
         self._step("critic 0")
