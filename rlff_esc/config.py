@@ -89,8 +89,9 @@ class SimulateConfig(Section):
     top_p: float = Field(0.95, gt=0, le=1)
     supporter_reasoning: bool = Field(False, description="the supporter agent writes <think> first "
                                       "(stripped before anyone sees it)")
-    max_history_turns: int | None = Field(None, ge=1, description="seeker and supporter see only the "
-                                          "last N turns (candidates follow policy.max_history_turns)")
+    max_history_turns: int | None = Field(None, ge=1, description="the seeker sees only the last N turns "
+                                          "(the candidates and the supporter, which stands in for the policy, "
+                                          "read the policy's prompt: policy.max_history_turns)")
     batch_contexts: int = Field(8, ge=1, description="contexts advanced together per engine batch "
                                 "(and flushed to trajectories.jsonl together)")
     max_resamples: int = Field(2, ge=0, description="re-samples of an out-of-role/empty/copied seeker turn")
@@ -182,7 +183,9 @@ class PolicyConfig(Section):
     base_model: str = "embedded:smollm2-135m-instruct"
     reasoning: bool = True
     full_finetune: bool = False
-    max_history_turns: int = Field(6, ge=1, description="training prompts keep the last N turns of a context")
+    max_history_turns: int = Field(6, ge=1, description="the policy's prompt keeps the last N turns of a "
+                                   "conversation, starting at a seeker turn, in training, simulation, "
+                                   "evaluation and serving alike")
     lora: LoraConfig = Field(default_factory=LoraConfig)
     sft: SFTConfig = Field(default_factory=SFTConfig)
     grpo: GRPOConfig = Field(default_factory=GRPOConfig)

@@ -15,7 +15,7 @@ from rlff_esc.data.contexts import build_contexts
 from rlff_esc.errors import ConfigError, RlffError
 from rlff_esc.jsonl import write_jsonl
 from rlff_esc.policy.check import compare_checks
-from rlff_esc.policy.dataset import fits_budget, grpo_prompts, sft_examples, trim_history, warmup_target
+from rlff_esc.policy.dataset import fits_budget, grpo_prompts, sft_examples, warmup_target
 from rlff_esc.policy.plan import validate_plan
 from rlff_esc.policy.reasoning import parse, system_prompt
 from rlff_esc.policy.rewards import (FormatReward, RewardModelReward, build_reward_functions, completion_text,
@@ -127,13 +127,6 @@ def test_dry_run_warns_instead_of_failing_on_machine_dependent_settings(esconv_d
 
 
 # -- data and rewards ---------------------------------------------------------------------------------
-def test_trim_history_starts_with_the_seeker():
-    turns = [Turn(speaker="seeker" if i % 2 == 0 else "supporter", text=str(i)) for i in range(7)]
-    assert [t.text for t in trim_history(turns, 4)] == ["4", "5", "6"]
-    assert [t.text for t in trim_history(turns, 3)] == ["4", "5", "6"]
-    assert [t.text for t in trim_history(turns, 100)] == [str(i) for i in range(7)]
-
-
 def test_warmup_examples_follow_the_format(tmp_path):
     config = make_config(tmp_path, "embedded:smollm2-135m-instruct")
     examples = sft_examples(config)

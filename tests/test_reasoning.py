@@ -3,7 +3,7 @@
 import pytest
 
 from rlff_esc.data.schema import Turn
-from rlff_esc.policy.reasoning import (CLOSE, OPEN, compose, format_reward, parse, policy_messages, reply_only,
+from rlff_esc.policy.reasoning import (CLOSE, OPEN, compose, format_reward, parse, policy_prompt, reply_only,
                                        system_prompt, well_formed)
 
 
@@ -43,8 +43,8 @@ def test_no_reasoning_mode_rewards_plain_replies_only():
 def test_messages_map_speakers_and_system_prompt():
     history = [Turn(speaker="seeker", text="hi"), Turn(speaker="supporter", text="hello"),
                Turn(speaker="seeker", text="I lost my job")]
-    messages = policy_messages(history, reasoning=True)
+    messages = policy_prompt(history, True, None)
     assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
     assert messages[0]["content"] == system_prompt(True) and "<think>" in system_prompt(True)
     assert "<think>" not in system_prompt(False)
-    assert policy_messages(history, reasoning=False)[0]["content"] == system_prompt(False)
+    assert policy_prompt(history, False, None)[0]["content"] == system_prompt(False)

@@ -157,7 +157,7 @@ def test_responder_hides_reasoning_and_uses_the_policy_prompt():
     assert reply.content == "That sounds exhausting." and reply.reasoning == "She sounds tired; reflect it."
     sent = policy.requests[0]
     assert sent.messages[0]["role"] == "system" and "<think>" in sent.messages[0]["content"]
-    assert [m["content"] for m in sent.messages[1:]] == ["two", "three"]  # trimmed to the last 2 turns
+    assert [m["content"] for m in sent.messages[1:]] == ["three"]  # the last 2 turns, from a seeker turn
     assert sent.seed == 3 and sent.max_new_tokens == 20
 
 

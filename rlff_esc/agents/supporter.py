@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections import Counter
 
 from rlff_esc.agents.base import Dialogue
-from rlff_esc.agents.prompts import recent
 from rlff_esc.llm.base import ChatBackend, GenerationRequest
-from rlff_esc.policy.reasoning import policy_messages, reply_only
+from rlff_esc.policy.reasoning import policy_prompt, reply_only
 
 
 class SupporterAgent:
@@ -29,7 +28,7 @@ class SupporterAgent:
 
     def respond(self, dialogues: list[Dialogue], seeds: list[int]) -> list[str]:
         requests = [GenerationRequest(
-            messages=policy_messages(recent(d.turns, self.max_history_turns), reasoning=self.reasoning),
+            messages=policy_prompt(d.turns, self.reasoning, self.max_history_turns),
             max_new_tokens=self.max_new_tokens, temperature=self.temperature, top_p=self.top_p, seed=s)
             for d, s in zip(dialogues, seeds)]
         replies = [reply_only(g.text) for g in self.backend.generate(requests)]

@@ -27,7 +27,7 @@ from rlff_esc.data.schema import Turn
 from rlff_esc.errors import RlffError
 from rlff_esc.evaluate.systems import PromptedSystem
 from rlff_esc.llm.base import ChatBackend
-from rlff_esc.policy.reasoning import policy_messages, system_prompt
+from rlff_esc.policy.reasoning import policy_prompt, system_prompt
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +185,7 @@ class StrategySystem(PromptedSystem):
     def prompts(self, histories: list[list[Turn]]) -> list[tuple[list[dict], dict]]:
         prompts = []
         for history, strategy in zip(histories, self.planner.predict(histories)):
-            messages = policy_messages(self.window(history), reasoning=False)
+            messages = policy_prompt(history, False, self.history_turns)
             messages[0] = {"role": "system", "content": system_prompt(False) + strategy_instruction(strategy)}
             prompts.append((messages, {"strategy": strategy}))
         return prompts

@@ -27,8 +27,7 @@ from rlff_esc.config import Config, ModelSpec
 from rlff_esc.data.schema import Turn
 from rlff_esc.errors import RlffError
 from rlff_esc.llm.base import ChatBackend, GenerationRequest
-from rlff_esc.policy.dataset import trim_history
-from rlff_esc.policy.reasoning import parse, policy_messages
+from rlff_esc.policy.reasoning import parse, policy_prompt
 
 log = logging.getLogger(__name__)
 
@@ -67,13 +66,9 @@ class PromptedSystem:
                          **(identity or {})}
         self.last_notes: list[dict] = []
 
-    def window(self, history: list[Turn]) -> list[Turn]:
-        """The turns the system reads: the same window as the trained policies' prompts."""
-        return trim_history(history, self.history_turns) if self.history_turns else history
-
     def prompts(self, histories: list[list[Turn]]) -> list[tuple[list[dict], dict]]:
         """Chat messages per history, with notes to keep beside each reply."""
-        return [(policy_messages(self.window(h), reasoning=self.reasoning), {}) for h in histories]
+        return [(policy_prompt(h, self.reasoning, self.history_turns), {}) for h in histories]
 
     def respond(self, histories: list[list[Turn]], seeds: list[int]) -> list[str]:
         prompts = self.prompts(histories)

@@ -1,6 +1,6 @@
 """The held-out check of a policy: does it follow the format, and what does the reward model think of
 its replies? Greedy generations on the first ``n`` valid-split contexts, with the same prompts as
-training (``policy_messages`` over the trimmed history), through :class:`LocalBackend`.
+training (``policy_prompt``), through :class:`LocalBackend`.
 
 ``format_compliance`` is the share of well-formed outputs that end their turn within
 ``max_completion_length``; ``mean_reward`` the mean reward-model score of ``reply_only``. As in
@@ -19,8 +19,7 @@ from rlff_esc.errors import RlffError
 from rlff_esc.llm.base import GenerationRequest
 from rlff_esc.evaluate.stats import mean_of, paired_test
 from rlff_esc.llm.local import LocalBackend
-from rlff_esc.policy.dataset import trim_history
-from rlff_esc.policy.reasoning import policy_messages, reply_only, well_formed
+from rlff_esc.policy.reasoning import policy_prompt, reply_only, well_formed
 
 
 def policy_check(config: Config, model_path: str, n: int, scorer=None, split: str = "valid") -> dict:
@@ -36,8 +35,7 @@ def policy_check(config: Config, model_path: str, n: int, scorer=None, split: st
         scorer = load_scorer(config)
     spec = config.models.policy
     backend = LocalBackend(model_path, batch_size=spec.batch_size, dtype=spec.dtype, device=spec.device)
-    requests = [GenerationRequest(messages=policy_messages(trim_history(c.history, policy.max_history_turns),
-                                                           policy.reasoning),
+    requests = [GenerationRequest(messages=policy_prompt(c.history, policy.reasoning, policy.max_history_turns),
                                   max_new_tokens=policy.grpo.max_completion_length, temperature=0.0)
                 for c in contexts]
     generations = backend.generate(requests)

@@ -30,7 +30,7 @@ from rlff_esc.data.contexts import build_contexts
 from rlff_esc.data.prepare import cap_contexts, read_cases, read_contexts
 from rlff_esc.data.schema import Context, Turn
 from rlff_esc.errors import RlffError
-from rlff_esc.policy.reasoning import compose, policy_messages
+from rlff_esc.policy.reasoning import compose, policy_prompt
 
 STRATEGY_HINTS = {
     "question": "ask a gentle question to understand more",
@@ -42,14 +42,6 @@ STRATEGY_HINTS = {
     "information": "give some useful information",
 }
 DEFAULT_HINT = "respond warmly and keep them talking"
-
-
-def trim_history(history: list[Turn], max_turns: int) -> list[Turn]:
-    """The last ``max_turns`` turns, starting at a seeker turn (training prompts stay short)."""
-    kept = history[-max_turns:]
-    while len(kept) > 1 and kept[0].speaker != "seeker":
-        kept = kept[1:]
-    return kept
 
 
 def warmup_reasoning(context: Context) -> str:
@@ -88,7 +80,7 @@ def sft_examples(config: Config, tokenizer=None) -> list[dict]:
         raise RlffError(f"{config.run_path}/cases.jsonl: no train-split contexts for the SFT warm-up"
                         + (" within policy.sft.max_target_tokens" if tokenizer is not None else ""))
     contexts = cap_contexts(contexts, policy.sft.max_examples)
-    return [{"prompt": policy_messages(trim_history(c.history, policy.max_history_turns), policy.reasoning),
+    return [{"prompt": policy_prompt(c.history, policy.reasoning, policy.max_history_turns),
              "completion": [{"role": "assistant", "content": warmup_target(c, policy.reasoning)}],
              "context_id": c.id} for c in contexts]
 
@@ -100,7 +92,7 @@ def grpo_prompts(config: Config, split: str = "train") -> list[dict]:
     contexts = read_contexts(_run_file(config, "contexts.jsonl"), split=split)
     if not contexts:
         raise RlffError(f"{config.run_path}/contexts.jsonl: no {split}-split contexts for GRPO")
-    return [{"prompt": policy_messages(trim_history(c.history, policy.max_history_turns), policy.reasoning),
+    return [{"prompt": policy_prompt(c.history, policy.reasoning, policy.max_history_turns),
              "context_id": c.id,
              "history": json.dumps([t.model_dump() for t in c.history])} for c in contexts]
 

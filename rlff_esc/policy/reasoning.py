@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from rlff_esc.data.schema import Profile, Turn
+from rlff_esc.data.schema import Turn
 
 OPEN, CLOSE = "<think>", "</think>"
 
@@ -43,11 +43,25 @@ def system_prompt(reasoning: bool) -> str:
     return SYSTEM_PROMPT + (REASONING_INSTRUCTION if reasoning else "")
 
 
-def policy_messages(history: list[Turn], reasoning: bool = True, profile: Profile | None = None) -> list[dict]:
-    """Chat messages for the policy: the seeker speaks as ``user``, the supporter as ``assistant``.
-    The seeker's profile is not shown: a real supporter learns it only from the conversation."""
+def history_window(history: list[Turn], max_turns: int | None) -> list[Turn]:
+    """The last ``max_turns`` turns (all when None), starting at a seeker turn: prompts stay short, and
+    the conversation the model reads opens with the person it answers, as chat templates expect."""
+    if max_turns is None:
+        return list(history)
+    kept = list(history[-max_turns:])
+    while len(kept) > 1 and kept[0].speaker != "seeker":
+        kept = kept[1:]
+    return kept
+
+
+def policy_prompt(history: list[Turn], reasoning: bool, max_history_turns: int | None) -> list[dict]:
+    """The policy's chat messages for a conversation that ends with a seeker turn: the one prompt the
+    policy sees in the warm-up, GRPO, simulation, the held-out check, evaluation and serving.
+
+    The seeker speaks as ``user``, the supporter as ``assistant``. The seeker's profile is not shown: a
+    real supporter learns it only from the conversation."""
     messages = [{"role": "system", "content": system_prompt(reasoning)}]
-    for t in history:
+    for t in history_window(history, max_history_turns):
         messages.append({"role": "user" if t.speaker == "seeker" else "assistant", "content": t.text})
     return messages
 

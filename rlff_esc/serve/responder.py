@@ -1,5 +1,5 @@
 """The one place that turns a conversation into the policy's reply, for the terminal chat, the server
-and the chat page alike: chat messages → the policy's prompt (``policy_messages``, the system prompt it
+and the chat page alike: chat messages → the policy's prompt (``policy_prompt``, the system prompt it
 was trained with) → generation → the reply without its reasoning, with the safety layer in front.
 
 A message that the safety layer flags is never sent to the policy: the reply is the layer's
@@ -15,7 +15,7 @@ from rlff_esc.config import Config
 from rlff_esc.data.schema import Turn
 from rlff_esc.errors import RlffError
 from rlff_esc.llm.base import ChatBackend, GenerationRequest, Message
-from rlff_esc.policy.reasoning import parse, policy_messages
+from rlff_esc.policy.reasoning import parse, policy_prompt
 from rlff_esc.serve.safety import SafetyFlag, SafetyLayer
 
 log = logging.getLogger(__name__)
@@ -63,16 +63,13 @@ class Responder:
         todo = [i for i, r in enumerate(replies) if r is None]
         options = {**self.defaults, **{k: v for k, v in settings.items() if v is not None}}
         seeds = seeds or [None] * len(conversations)
-        requests = [GenerationRequest(policy_messages(self._trim(histories[i]), reasoning=self.reasoning),
+        requests = [GenerationRequest(policy_prompt(histories[i], self.reasoning, self.max_history_turns),
                                       seed=seeds[i], stop=list(stop or []), **options) for i in todo]
         for i, g in zip(todo, self.backend.generate(requests) if requests else []):
             parsed = parse(g.text)
             replies[i] = Reply(parsed.reply, parsed.thinking, None, g.finish_reason,
                                g.prompt_tokens, g.completion_tokens)
         return replies
-
-    def _trim(self, history: list[Turn]) -> list[Turn]:
-        return history[-self.max_history_turns:] if self.max_history_turns else history
 
 
 def to_history(messages: list[Message]) -> list[Turn]:

@@ -25,12 +25,11 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from rlff_esc.agents.base import Critic, Dialogue, Judgement
-from rlff_esc.agents.prompts import recent
 from rlff_esc.agents.seeker import SeekerAgent
 from rlff_esc.agents.supporter import SupporterAgent
 from rlff_esc.data.schema import Context, Turn
 from rlff_esc.llm.base import ChatBackend, GenerationRequest
-from rlff_esc.policy.reasoning import parse, policy_messages
+from rlff_esc.policy.reasoning import parse, policy_prompt
 from rlff_esc.simulate.rewards import future_rewards
 from rlff_esc.simulate.store import stable_int, trajectory_key
 
@@ -86,7 +85,7 @@ class Engine:
         self._step("candidates")
         proposing = {it.candidate_id: it for it in items}  # one per candidate, not per future
         proposed = dict(zip(proposing, self.policy.generate([GenerationRequest(
-            messages=policy_messages(recent(it.context.history, self.policy_history_turns), self.reasoning),
+            messages=policy_prompt(it.context.history, self.reasoning, self.policy_history_turns),
             max_new_tokens=self.candidate_max_new_tokens, temperature=self.temperature, top_p=self.top_p,
             seed=it.seed) for it in proposing.values()])))
         generations = [proposed[it.candidate_id] for it in items]

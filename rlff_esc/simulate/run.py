@@ -102,7 +102,7 @@ def build_engine(config: Config, policy: ModelSpec, settings: str = "") -> Engin
                          max_history_turns=sim.max_history_turns)
     supporter = SupporterAgent(backend(config.models.supporter), reasoning=sim.supporter_reasoning,
                                max_new_tokens=sim.max_new_tokens, temperature=sim.temperature, top_p=sim.top_p,
-                               max_history_turns=sim.max_history_turns)
+                               max_history_turns=config.policy.max_history_turns)
     engine = Engine(policy=backend(policy), seeker=seeker, supporter=supporter, critic=critic,
                     horizon=sim.horizon, gamma=sim.gamma, success_threshold=sim.critic.success_threshold,
                     reasoning=config.policy.reasoning, candidate_max_new_tokens=sim.candidate_max_new_tokens,
