@@ -57,6 +57,9 @@ class DataConfig(Section):
         description="per split, a cap on contexts kept (taken evenly over cases); null keeps all")
 
 
+SeekerPersona = Literal["cooperative", "resistant"]
+
+
 class CriticConfig(Section):
     kind: Literal["llm", "learned"] = "llm"
     scoring: Literal["sample", "logprob"] = "logprob"
@@ -95,6 +98,8 @@ class SimulateConfig(Section):
     batch_contexts: int = Field(8, ge=1, description="contexts advanced together per engine batch "
                                 "(and flushed to trajectories.jsonl together)")
     max_resamples: int = Field(2, ge=0, description="re-samples of an out-of-role/empty/copied seeker turn")
+    seeker_persona: SeekerPersona = Field("cooperative", description="how the seeker agent takes support: "
+                                          "cooperative, or resistant (not helped by platitudes or dismissal)")
     critic: CriticConfig = Field(default_factory=CriticConfig)
 
 
@@ -220,6 +225,7 @@ class EvaluateConfig(Section):
     reasoning_max_new_tokens: int = Field(128, ge=8, description="budget of systems that think first")
     seeker_max_new_tokens: int = Field(48, ge=8)
     seeker_temperature: float = Field(0.9, ge=0)
+    seeker_persona: SeekerPersona = Field("cooperative", description="as simulate.seeker_persona")
     safety: bool = Field(True, description="screen seeker messages; a flagged one gets the safe reply")
     quality: bool = Field(True, description="reference metrics on the run's test contexts")
     quality_max_contexts: int | None = Field(None, ge=1)

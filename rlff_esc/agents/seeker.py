@@ -80,8 +80,9 @@ class SeekerAgent:
     """Answers as the seeker of each dialogue (whose last turn is the supporter's)."""
 
     def __init__(self, backend: ChatBackend, max_new_tokens: int = 64, temperature: float = 0.9,
-                 max_resamples: int = 2, top_p: float = 0.95, max_history_turns: int | None = None):
-        self.backend = backend
+                 max_resamples: int = 2, top_p: float = 0.95, max_history_turns: int | None = None,
+                 persona: str = "cooperative"):
+        self.backend, self.persona = backend, persona
         self.max_new_tokens, self.temperature, self.top_p = max_new_tokens, temperature, top_p
         self.max_resamples = max_resamples
         self.max_history_turns = max_history_turns
@@ -94,7 +95,7 @@ class SeekerAgent:
 
     def _request(self, dialogue: Dialogue, seed: int) -> GenerationRequest:
         return GenerationRequest(
-            messages=seeker_messages(dialogue.profile, recent(dialogue.turns, self.max_history_turns)),
+            messages=seeker_messages(dialogue.profile, recent(dialogue.turns, self.max_history_turns), self.persona),
             max_new_tokens=self.max_new_tokens, temperature=self.temperature, top_p=self.top_p, seed=seed)
 
     def respond(self, dialogues: list[Dialogue], seeds: list[int]) -> list[str]:

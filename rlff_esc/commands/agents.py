@@ -46,3 +46,21 @@ def validate_cmd(config: ConfigOption = DEFAULT_CONFIG, set_: SetOption = None,
     out.write_text(json.dumps(report, indent=2))
     typer.echo(format_report(report))
     typer.echo(f"\nwritten to {out}")
+
+
+@app.command("ladder")
+def ladder_cmd(config: ConfigOption = DEFAULT_CONFIG, set_: SetOption = None,
+               n: int = typer.Option(48, "--n", help="held-out contexts, one per dialogue"),
+               kind: list[str] = typer.Option(["gold", "random", "generic", "dismissive"], "--kind",
+                                              help="candidate kinds to play forward"),
+               reward_model: bool = typer.Option(True, "--reward-model/--no-reward-model",
+                                                 help="also score the replies with the trained reward model"),
+               force: bool = typer.Option(False, "--force", help="simulate again instead of resuming")):
+    """Known-quality replies (gold, another dialogue's gold, generic, dismissive) played forward by the
+    configured seeker, supporter and critic: does the reward rank them in that order?"""
+    from rlff_esc.simulate.ladder import format_ladder, run_ladder
+
+    cfg = load(config, set_)
+    report = run_ladder(cfg, n=n, kinds=tuple(kind), reward_model=reward_model, force=force)
+    typer.echo(format_ladder(report))
+    typer.echo(f"\nwritten to {cfg.run_path / 'ladder' / 'ladder.json'}")

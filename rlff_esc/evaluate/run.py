@@ -52,7 +52,8 @@ class _Agents:
         ev = self.config.evaluate
         return self._get("seeker", lambda: SeekerAgent(
             build_backend(self.config.models.seeker), max_new_tokens=ev.seeker_max_new_tokens,
-            temperature=ev.seeker_temperature, max_resamples=self.config.simulate.max_resamples))
+            temperature=ev.seeker_temperature, max_resamples=self.config.simulate.max_resamples,
+            persona=ev.seeker_persona))
 
     @property
     def critic(self):

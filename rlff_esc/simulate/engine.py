@@ -28,8 +28,8 @@ from rlff_esc.agents.base import Critic, Dialogue, Judgement
 from rlff_esc.agents.seeker import SeekerAgent
 from rlff_esc.agents.supporter import SupporterAgent
 from rlff_esc.data.schema import Context, Turn
-from rlff_esc.llm.base import ChatBackend, GenerationRequest
-from rlff_esc.policy.reasoning import parse, policy_prompt
+from rlff_esc.llm.base import ChatBackend, Generation, GenerationRequest
+from rlff_esc.policy.reasoning import ParsedOutput, parse, policy_prompt
 from rlff_esc.simulate.rewards import future_rewards
 from rlff_esc.simulate.store import stable_int, trajectory_key
 
@@ -40,6 +40,7 @@ class Item:
     candidate: int
     seed: int
     future: int = 0
+    reply: str | None = None  # a fixed candidate reply (the ladder's known-quality replies): the policy is not asked
 
     @property
     def key(self) -> str:
@@ -83,13 +84,14 @@ class Engine:
         if not items:
             return []
         self._step("candidates")
-        proposing = {it.candidate_id: it for it in items}  # one per candidate, not per future
+        proposing = {it.candidate_id: it for it in items if it.reply is None}  # one per candidate, not per future
         proposed = dict(zip(proposing, self.policy.generate([GenerationRequest(
             messages=policy_prompt(it.context.history, self.reasoning, self.policy_history_turns),
             max_new_tokens=self.candidate_max_new_tokens, temperature=self.temperature, top_p=self.top_p,
-            seed=it.seed) for it in proposing.values()])))
-        generations = [proposed[it.candidate_id] for it in items]
-        parsed = [parse(g.text) for g in generations]
+            seed=it.seed) for it in proposing.values()]) if proposing else []))
+        generations = [proposed[it.candidate_id] if it.reply is None else Generation(it.reply) for it in items]
+        parsed = [parse(g.text) if it.reply is None else ParsedOutput("", it.reply, True)
+                  for it, g in zip(items, generations)]
 
         self._step("critic 0")
         contexts = list({it.context.id: it.context for it in items}.values())

@@ -53,7 +53,7 @@ def policy_spec(config: Config) -> ModelSpec:
     return spec
 
 
-def _settings(config: Config, policy: ModelSpec) -> dict:
+def simulation_settings(config: Config, policy: ModelSpec) -> dict:
     """Everything that changes what a trajectory contains (batch sizes and replicas do not)."""
     # futures is left out: it sets how many records there are, not what one contains (more futures
     # of a finished run resume it)
@@ -99,7 +99,7 @@ def build_engine(config: Config, policy: ModelSpec, settings: str = "") -> Engin
         critic.backend = metered.setdefault(id(critic.backend), MeteredBackend(critic.backend))
     seeker = SeekerAgent(backend(config.models.seeker), max_new_tokens=sim.max_new_tokens,
                          temperature=sim.temperature, top_p=sim.top_p, max_resamples=sim.max_resamples,
-                         max_history_turns=sim.max_history_turns)
+                         max_history_turns=sim.max_history_turns, persona=sim.seeker_persona)
     supporter = SupporterAgent(backend(config.models.supporter), reasoning=sim.supporter_reasoning,
                                max_new_tokens=sim.max_new_tokens, temperature=sim.temperature, top_p=sim.top_p,
                                max_history_turns=config.policy.max_history_turns)
@@ -130,7 +130,7 @@ def simulate(config: Config, shard: tuple[int, int] | str | None = None, force: 
     if force and out.exists():
         out.unlink()
     policy = policy_spec(config)
-    settings = settings_fingerprint(_settings(config, policy))
+    settings = settings_fingerprint(simulation_settings(config, policy))
     done = open_store(out, settings)
     items = make_items(config, contexts)
     todo = [it for it in items if it.key not in done]
