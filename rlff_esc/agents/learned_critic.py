@@ -1,7 +1,7 @@
 """The data-grounded critic: predicts the seeker's reported improvement from the dialogue so far.
 
-Why: a 135M chat model asked PPDPP's question has no measurable signal on ESConv (DESIGN.md, "Critic
-validity"), while ESConv's seekers reported their emotion intensity before and after each chat. So
+Why: a 135M chat model asked PPDPP's question has no measurable signal on ESConv (README,
+"The critic"), while ESConv's seekers reported their emotion intensity before and after each chat. So
 this critic learns, from those reports, how much better the seeker feels.
 
 Model. Each seeker turn is embedded with frozen MiniLM (cached, :mod:`rlff_esc.agents.embeddings`);

@@ -20,6 +20,7 @@ MiniLM similarity to the real seeker turns at the same points of the same cases 
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 
@@ -304,6 +305,9 @@ def validate_agents(config, *, critics: tuple[str, ...] = ("learned", "llm"), n_
         trajectories = [obj for _, obj in iter_jsonl(trajectories_path) if isinstance(obj, dict)]
         report["trajectories_seeker"] = trajectory_seeker_realism(trajectories, cases, classifier, encoder)
         report["trajectories_seeker"]["path"] = str(trajectories_path)
+    ladder = config.run_path / "ladder" / "ladder.json"
+    if ladder.exists():  # the reward chain on known-quality replies (`rlff-esc agents ladder`)
+        report["ladder"] = json.loads(ladder.read_text())
     encoder.save()
     return report
 
@@ -362,4 +366,8 @@ def format_report(report: dict) -> str:
         lines += [f"seeker turns in {t['path']}: {t['n_turns']} turns / {t['n_cases']} cases: in-character "
                   f"{t['in_character_rate']:.3f}; words {t['mean_words_simulated']} vs real {t['mean_words_real']}; "
                   f"case-mean cosine same case {t['similarity_same_case']:.3f} vs other case {t['similarity_other_case']:.3f}"]
+    if "ladder" in report:
+        from rlff_esc.simulate.ladder import format_ladder
+
+        lines += ["", format_ladder(report["ladder"])]
     return "\n".join(lines)

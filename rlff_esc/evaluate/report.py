@@ -2,7 +2,7 @@
 
 Every number is shown with its 95% bootstrap interval; differences from ``base`` carry the paired
 bootstrap p-value. The agents' identities are printed beside the tables they produced, with a
-caveat where DESIGN.md's validity measurements say the numbers carry no signal.
+caveat where the critic validity measurements (README, "The critic") say the numbers carry no signal.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ log = logging.getLogger(__name__)
 EMBEDDED_LLM_CAVEAT = (
     "**Caveat:** success here is judged by the embedded SmolLM2-135M as the PPDPP critic. Measured "
     "against ESConv's human before/after reports it has no signal (Spearman −0.00 with reported "
-    "improvement; it rates failed conversations above kept ones, AUC 0.26; see DESIGN.md, critic "
-    "validity), so these SR and AvgT figures say nothing about the systems. Use the learned critic "
+    "improvement; it rates failed conversations above kept ones, AUC 0.26; see the README, "
+    "\"The critic\"), so these SR and AvgT figures say nothing about the systems. Use the learned critic "
     "(`evaluate.critic.kind: learned`) or a strong LLM critic behind an endpoint.")
 EMBEDDED_JUDGE_CAVEAT = (
     "**Caveat:** the judge is the embedded SmolLM2-135M, far too small to rate support quality; its "

@@ -1,4 +1,4 @@
-"""Reward-model examples from ``trajectories.jsonl`` (helper A's format) and ``contexts.jsonl``.
+"""Reward-model examples from ``trajectories.jsonl`` (the simulate stage's records) and ``contexts.jsonl``.
 
 Every distinct (context, reply) becomes one :class:`Item` whose reward is the mean of the simulated
 reward named by ``simulate.reward`` over its rollouts (several seeds of one candidate are averaged,
