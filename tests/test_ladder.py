@@ -10,9 +10,9 @@ import yaml
 
 from rlff_esc.config import load_config
 from rlff_esc.data.prepare import read_cases
+from rlff_esc.ladder_replies import DISMISSIVE_REPLIES, GENERIC_REPLIES
 from rlff_esc.simulate import ladder
-from rlff_esc.simulate.ladder import (DISMISSIVE_REPLIES, GENERIC_REPLIES, KINDS, ladder_contexts, ladder_figures,
-                                      ladder_replies, pairwise_accuracy, run_ladder)
+from rlff_esc.simulate.ladder import KINDS, ladder_contexts, ladder_figures, ladder_replies, pairwise_accuracy, run_ladder
 from test_policy import write_run
 
 

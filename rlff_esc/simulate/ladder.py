@@ -5,8 +5,8 @@ For N held-out contexts (one per dialogue), candidates of known quality take the
 
 * ``gold``: ESConv's own supporter reply at that point;
 * ``random``: the gold reply of another ladder dialogue (fluent, supportive-sounding, off-topic);
-* ``generic``: bland empathy from :data:`GENERIC_REPLIES`;
-* ``dismissive``: a reply from :data:`DISMISSIVE_REPLIES`.
+* ``generic``: bland empathy (:mod:`rlff_esc.ladder_replies`);
+* ``dismissive``: a brush-off from the same module's written list.
 
 Each is played forward by the simulation engine with the configured seeker, supporter, critic, horizon
 and futures (only the candidate is fixed), and gets the reward the reward model would learn
@@ -34,6 +34,7 @@ from rlff_esc.data.schema import Context
 from rlff_esc.errors import RlffError
 from rlff_esc.evaluate.stats import interval, mean_of
 from rlff_esc.jsonl import append_jsonl
+from rlff_esc.ladder_replies import DISMISSIVE_REPLIES, GENERIC_REPLIES
 from rlff_esc.simulate.engine import Item
 from rlff_esc.simulate.store import open_store, settings_fingerprint, stable_int
 
@@ -43,32 +44,6 @@ KINDS = ("gold", "random", "generic", "dismissive")
 # (better, worse): the orders a valid reward must reproduce
 PAIRS = (("gold", "random"), ("gold", "dismissive"), ("random", "dismissive"), ("gold", "generic"),
          ("generic", "dismissive"))
-
-DISMISSIVE_REPLIES = (
-    "Just get over it.",
-    "Okay. Anyway, I have to go.",
-    "That's not a big deal, honestly.",
-    "Everyone has problems. Stop complaining.",
-    "I don't really care about that.",
-    "You're overreacting.",
-    "Whatever. It's your own fault anyway.",
-    "Can we talk about something else?",
-    "That's boring. Let's change the subject.",
-    "Just stop thinking about it.",
-    "Sounds like a you problem.",
-    "I don't have time for this.",
-)
-GENERIC_REPLIES = (
-    "I'm sorry to hear that.",
-    "That sounds hard.",
-    "I understand how you feel.",
-    "I'm here for you.",
-    "That must be difficult.",
-    "I hope things get better for you.",
-    "Thank you for sharing that with me.",
-    "It's okay to feel that way.",
-)
-
 
 def ladder_contexts(cases, n: int, seed: int, split: str = "valid") -> list[Context]:
     """One context per held-out dialogue (a seeded choice among those with a gold reply), ``n`` of
