@@ -46,11 +46,15 @@ PAIRS = (("gold", "random"), ("gold", "dismissive"), ("random", "dismissive"), (
          ("generic", "dismissive"))
 
 def ladder_contexts(cases, n: int, seed: int, split: str = "valid") -> list[Context]:
-    """One context per held-out dialogue (a seeded choice among those with a gold reply), ``n`` of
-    them, the dialogues in a seeded order: one per dialogue keeps the contexts independent."""
+    """One context per held-out dialogue, ``n`` of them, the dialogues in a seeded order: one per
+    dialogue keeps the contexts independent. The context is a seeded choice from the middle half of
+    the dialogue, where support is being given: the gold reply at the opening is a greeting and at
+    the close a farewell ("Bye!"), neither of which is known-good support."""
     chosen = []
     for case in sorted((c for c in cases if c.split == split), key=lambda c: stable_int(seed, "ladder", c.id)):
-        options = [x for x in build_contexts(case) if x.gold_reply.strip()]
+        everything = build_contexts(case)
+        middle = everything[len(everything) // 4: len(everything) - len(everything) // 4]
+        options = [x for x in middle if x.gold_reply.strip()]
         if options:
             chosen.append(options[stable_int(seed, "ladder-context", case.id) % len(options)])
         if len(chosen) == n:
