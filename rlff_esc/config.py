@@ -129,6 +129,8 @@ class RewardModelConfig(Section):
     lora_r: int = Field(16, ge=1)
     lora_alpha: int = Field(32, ge=1)
     score_batch_size: int = Field(32, ge=1, description="replies scored together")
+    save_steps: int = Field(50, ge=1, description="checkpoint every N training steps; a killed run resumes "
+                            "from the last")
     output_dir: str | None = Field(None, description="default <run_dir>/reward_model")
 
 
@@ -156,6 +158,7 @@ class SFTConfig(Section):
     max_target_tokens: int | None = Field(None, ge=8, description="use only examples whose target (reasoning, "
                                           "reply, end of turn) fits this many tokens; null: policy.grpo."
                                           "max_completion_length, the budget GRPO and the check generate with")
+    save_steps: int = Field(10, ge=1, description="checkpoint every N steps; a killed warm-up resumes from the last")
 
 
 class GRPOConfig(Section):
