@@ -111,3 +111,30 @@ def append_jsonl(path: str | Path, records: Iterable[dict]) -> None:
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
         f.flush()
         os.fsync(f.fileno())
+
+
+def repair_partial_line(path: Path) -> int:
+    """Cut a partial last line (a write interrupted by a kill) back to the last newline; returns the
+    number of bytes removed."""
+    if not path.exists() or path.stat().st_size == 0:
+        return 0
+    with open(path, "rb+") as f:
+        f.seek(-1, os.SEEK_END)
+        if f.read(1) == b"\n":
+            return 0
+        size = f.seek(0, os.SEEK_END)
+        keep, block = 0, 1 << 16
+        position = size
+        while position > 0:  # search backwards for the last newline
+            start = max(0, position - block)
+            f.seek(start)
+            chunk = f.read(position - start)
+            index = chunk.rfind(b"\n")
+            if index != -1:
+                keep = start + index + 1
+                break
+            position = start
+        f.truncate(keep)
+        f.flush()
+        os.fsync(f.fileno())
+    return size - keep

@@ -15,6 +15,7 @@ the next run resumes from the last checkpoint in the partial folder.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -82,7 +83,8 @@ class RunPaths:
 
 # -- fingerprints ------------------------------------------------------------------------------------------
 
-def fingerprint(inputs: dict) -> str:
+def fingerprint(inputs) -> str:
+    """A short stable hash of anything JSON can write (sorted keys)."""
     return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -98,6 +100,13 @@ def file_digest(path: str | Path) -> str | None:
     return h.hexdigest()
 
 
+@functools.lru_cache(maxsize=4096)
+def _stat_file_digest(path: str, size: int, mtime_ns: int) -> str:
+    """A file's digest, computed once per process for a given size and modification time (the roles of
+    a run often share one model)."""
+    return file_digest(path)
+
+
 def folder_digest(path: str | Path) -> str | None:
     """sha256 over the names and bytes of a model folder's files, leaving out the records of its making
     (marker, logs, checks, checkpoints); None when it does not exist."""
@@ -109,7 +118,8 @@ def folder_digest(path: str | Path) -> str | None:
         relative = f.relative_to(path)
         if relative.parts[0] in _MAKING or str(relative) in _RECORDS:
             continue
-        h.update(f"{relative}\0{file_digest(f)}\n".encode())
+        stat = f.stat()
+        h.update(f"{relative}\0{_stat_file_digest(str(f), stat.st_size, stat.st_mtime_ns)}\n".encode())
     return h.hexdigest()[:16]
 
 
@@ -120,6 +130,20 @@ def model_digest(name: str) -> str:
 
     path = Path(resolve_model(name))
     return folder_digest(path) if path.is_dir() else name
+
+
+# ModelSpec fields that change speed or where a model runs, never what it says.
+PERFORMANCE_FIELDS = {"base_urls", "api_key_env", "max_concurrency", "timeout_s", "max_retries", "batch_size", "device",
+                      "share_prefixes"}
+
+
+def model_inputs(spec) -> dict:
+    """A role's :class:`~rlff_esc.config.ModelSpec` as an input: the settings that change what it says,
+    and for a local model the digest of its weights in place of its name."""
+    inputs = spec.model_dump(mode="json", exclude=PERFORMANCE_FIELDS)
+    if spec.backend == "local":
+        inputs["model"] = {"weights": model_digest(spec.model)}
+    return inputs
 
 
 def changed_inputs(old: dict | None, new: dict, prefix: str = "") -> list[str]:

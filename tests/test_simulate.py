@@ -17,9 +17,9 @@ import yaml
 from rlff_esc.config import load_config
 from rlff_esc.data.schema import Context, Profile, Turn
 from rlff_esc.errors import DataError, RlffError
-from rlff_esc.jsonl import write_jsonl
+from rlff_esc.jsonl import repair_partial_line, write_jsonl
 from rlff_esc.simulate.rewards import future_rewards
-from rlff_esc.simulate.store import in_shard, merge, open_store, parse_shard, repair_partial_line
+from rlff_esc.simulate.store import in_shard, merge, open_store, parse_shard
 
 # -- rewards --------------------------------------------------------------------------------------------
 

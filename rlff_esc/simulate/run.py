@@ -33,14 +33,9 @@ from rlff_esc.simulate.engine import Engine, Item
 from rlff_esc.simulate.meter import MeteredBackend
 from rlff_esc.simulate.store import (check_inputs, in_shard, open_store, parse_shard, record_inputs,
                                      settings_fingerprint, stable_int)
-from rlff_esc.stages import folder_digest, model_digest
+from rlff_esc.stages import folder_digest, model_inputs
 
 log = logging.getLogger(__name__)
-
-# ModelSpec fields that change speed or where a model runs, never what it says.
-_PERFORMANCE_FIELDS = {"base_urls", "api_key_env", "max_concurrency", "timeout_s", "max_retries", "batch_size", "device",
-                       "share_prefixes"}
-
 
 def policy_spec(config: Config) -> ModelSpec:
     """The model proposing candidates: ``simulate.policy_path`` when that folder exists (e.g. the SFT
@@ -65,18 +60,11 @@ def _settings(config: Config, policy: ModelSpec) -> dict:
                                                            "max_contexts", "futures"})
     specs = {role: getattr(config.models, role) for role in ("seeker", "supporter", "critic")}
     specs["policy"] = policy
-    models = {role: _model_inputs(spec) for role, spec in specs.items()}
+    models = {role: model_inputs(spec) for role, spec in specs.items()}
     if sim["critic"]["kind"] == "learned":
         models["critic"] = {"learned_weights": folder_digest(config.paths.learned_critic())}
     return {"simulate": sim, "models": models, "seed": config.seed,
             "policy": {"reasoning": config.policy.reasoning, "max_history_turns": config.policy.max_history_turns}}
-
-
-def _model_inputs(spec: ModelSpec) -> dict:
-    inputs = spec.model_dump(mode="json", exclude=_PERFORMANCE_FIELDS)
-    if spec.backend == "local":
-        inputs["model"] = {"weights": model_digest(spec.model)}
-    return inputs
 
 
 def make_items(config: Config, contexts) -> list[Item]:

@@ -19,14 +19,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 
 from rlff_esc.errors import DataError, RlffError
-from rlff_esc.jsonl import iter_jsonl, read_json, read_jsonl, write_json, write_jsonl
+from rlff_esc.jsonl import iter_jsonl, read_json, read_jsonl, repair_partial_line, write_json, write_jsonl
 from rlff_esc.stages import changed_inputs
 
 log = logging.getLogger(__name__)
+
 
 def trajectory_key(context_id: str, candidate: int, seed: int, future: int = 0) -> str:
     """The first future of a candidate keeps the key it had before ``simulate.futures`` existed."""
@@ -54,33 +54,6 @@ def parse_shard(text: str) -> tuple[int, int]:
 def in_shard(context_id: str, shard: tuple[int, int] | None) -> bool:
     """Contexts go to shards by a stable hash of their id, so the n shards are disjoint and cover all."""
     return shard is None or stable_int("shard", context_id) % shard[1] == shard[0]
-
-
-def repair_partial_line(path: Path) -> int:
-    """Cut a partial last line (a write interrupted by a kill) back to the last newline; returns the
-    number of bytes removed."""
-    if not path.exists() or path.stat().st_size == 0:
-        return 0
-    with open(path, "rb+") as f:
-        f.seek(-1, os.SEEK_END)
-        if f.read(1) == b"\n":
-            return 0
-        size = f.seek(0, os.SEEK_END)
-        keep, block = 0, 1 << 16
-        position = size
-        while position > 0:  # search backwards for the last newline
-            start = max(0, position - block)
-            f.seek(start)
-            chunk = f.read(position - start)
-            index = chunk.rfind(b"\n")
-            if index != -1:
-                keep = start + index + 1
-                break
-            position = start
-        f.truncate(keep)
-        f.flush()
-        os.fsync(f.fileno())
-    return size - keep
 
 
 def open_store(path: Path, settings: str) -> dict[str, dict]:
