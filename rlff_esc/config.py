@@ -7,16 +7,24 @@ so a typo never silently falls back to a default.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from rlff_esc.errors import ConfigError
 
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+def known_keys(mapping: dict, known: tuple[str, ...]) -> dict:
+    """A mapping-valued setting accepts only its known keys: a typo (``{trian: 48}``) would be ignored."""
+    unknown = sorted(set(mapping) - set(known))
+    if unknown:
+        raise ValueError(f"unknown key(s) {unknown} (typo?); known: {list(known)}")
+    return mapping
 
 
 class ModelSpec(Section):
@@ -55,6 +63,8 @@ class DataConfig(Section):
     max_contexts: dict[str, int | None] = Field(
         default_factory=lambda: {"train": None, "valid": None, "test": None},
         description="per split, a cap on contexts kept (taken evenly over cases); null keeps all")
+
+    _splits = field_validator("max_contexts")(lambda value: known_keys(value, ("train", "valid", "test")))
 
 
 SeekerPersona = Literal["cooperative", "resistant"]
@@ -125,6 +135,8 @@ class RewardModelConfig(Section):
     lora_r: int = Field(16, ge=1)
     lora_alpha: int = Field(32, ge=1)
     score_batch_size: int = Field(32, ge=1, description="replies scored together")
+    save_steps: int = Field(50, ge=1, description="checkpoint every N training steps; a killed run resumes "
+                            "from the last")
     output_dir: str | None = Field(None, description="default <run_dir>/reward_model")
 
 
@@ -152,6 +164,7 @@ class SFTConfig(Section):
     max_target_tokens: int | None = Field(None, ge=8, description="use only examples whose target (reasoning, "
                                           "reply, end of turn) fits this many tokens; null: policy.grpo."
                                           "max_completion_length, the budget GRPO and the check generate with")
+    save_steps: int = Field(10, ge=1, description="checkpoint every N steps; a killed warm-up resumes from the last")
 
 
 class GRPOConfig(Section):
@@ -170,6 +183,8 @@ class GRPOConfig(Section):
     reward_weights: dict[str, float] = Field(
         default_factory=lambda: {"reward_model": 1.0, "format": 0.5, "repetition": 0.0},
         description="weight per reward function: reward_model, format, repetition (0 leaves one out)")
+    _rewards = field_validator("reward_weights")(lambda value: known_keys(value, ("reward_model", "format",
+                                                                                 "repetition")))
     standardize_reward_model: bool = Field(True, description="standardize reward-model scores over each batch "
                                            "before weighting (its scale is arbitrary; see policy/rewards.py)")
     use_vllm: bool = Field(False, description="generate with vLLM (GPU; TRL's vllm_mode below)")
@@ -219,6 +234,8 @@ class EvaluateConfig(Section):
     cases_file: str | None = Field(None, description="JSONL of cases (emotion_type, problem_type, situation)")
     max_cases: int | None = Field(None, ge=1, description="first N cases (all when null)")
     max_turns: int = Field(8, ge=1, description="supporter turns per dialogue (PPDPP: 8)")
+    batch_cases: int = Field(16, ge=1, description="cases (and test contexts) run together; each finished batch "
+                             "is saved, so a killed evaluation loses at most one")
     systems: list[str] = Field(default_factory=lambda: ["base", "base_reasoning", "sft", "strategy", "rlff_esc"])
     policies: dict[str, PolicyPath] = Field(default_factory=dict, description="extra systems: name -> model folder")
     max_new_tokens: int = Field(64, ge=8, description="reply budget of systems that answer directly")
@@ -291,6 +308,13 @@ class Config(Section):
     def run_path(self) -> Path:
         return self.resolve(self.run_dir)
 
+    @property
+    def paths(self):
+        """The run directory's map of paths (:class:`rlff_esc.stages.RunPaths`)."""
+        from rlff_esc.stages import RunPaths
+
+        return RunPaths(self)
+
 
 def _explain(error: ValidationError, source: str) -> str:
     lines = [f"{source}: {error.error_count()} invalid setting(s):"]
@@ -302,7 +326,7 @@ def _explain(error: ValidationError, source: str) -> str:
         elif kind.endswith("_type") or kind.endswith("_parsing"):
             msg = f"expected {kind.split('_')[0]}, got {e.get('input')!r}"
         else:
-            msg = e["msg"]
+            msg = e["msg"].removeprefix("Value error, ")
         lines.append(f"  {where}: {msg}")
     return "\n".join(lines)
 
@@ -333,6 +357,24 @@ def _merge(base: dict, over: dict) -> dict:
     return merged
 
 
+def _check_sections(item: str, parents: list[str]) -> None:
+    """``--set a.b.c=v`` needs ``a`` and ``a.b`` to be sections (or mappings); unknown names are left to
+    validation, which reports them with their path."""
+    model: type[BaseModel] | None = Config
+    for depth, name in enumerate(parents):
+        field = model.model_fields.get(name) if model is not None else None
+        if field is None:
+            return
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+        elif get_origin(annotation) is dict:
+            model = None
+        else:
+            raise ConfigError(f"--set {item}: {'.'.join(parents[:depth + 1])} is a single value, not a section "
+                              f"(--set {'.'.join(parents[:depth + 1])}=VALUE)")
+
+
 def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     """Read and validate a YAML config; ``overrides`` are ``section.key=value`` strings (YAML values)."""
     path = Path(path)
@@ -343,8 +385,12 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
             raise ConfigError(f"override {item!r}: expected section.key=value")
         node = raw
         *parents, leaf = key.split(".")
-        for p in parents:
+        _check_sections(item, parents)
+        for depth, p in enumerate(parents):
             node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item}: {'.'.join(parents[:depth + 1])} is a single value in "
+                                  f"{path}, not a section")
         node[leaf] = yaml.safe_load(value)
     try:
         config = Config.model_validate(raw)

@@ -1,13 +1,12 @@
 """``manifest.json`` in every run directory: what was run, with what, on which data, and how long.
 
-Each stage records itself when it finishes; a stage re-run with the same inputs can see from the
-manifest (and its own output files) what is already done.
+Each stage records itself when it finishes (a skipped stage writes nothing). Several processes may
+record into one manifest at once (simulation shards): each read-modify-write holds a file lock, so no
+entry is lost.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import platform
 import subprocess
 import sys
@@ -15,7 +14,10 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+from filelock import FileLock
+
 from rlff_esc.config import Config
+from rlff_esc.jsonl import read_json, write_json
 
 PACKAGES = ("rlff-esc", "torch", "transformers", "trl", "peft", "accelerate", "datasets",
             "sentence-transformers", "pydantic", "vllm")
@@ -42,25 +44,28 @@ def git_commit() -> str | None:
 
 def read_manifest(run_dir: Path) -> dict:
     path = Path(run_dir) / "manifest.json"
-    return json.loads(path.read_text()) if path.exists() else {}
+    return read_json(path) if path.exists() else {}
+
+
+def manifest_lock(run_dir: Path) -> FileLock:
+    return FileLock(str(Path(run_dir) / ".manifest.json.lock"))
 
 
 def record_stage(run_dir: Path, config: Config, stage: str, seconds: float, **details) -> dict:
     """Merge one finished stage into the manifest (config, versions and commit are refreshed)."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    manifest = read_manifest(run_dir)
-    manifest.update({
-        "config": config.model_dump(mode="json"),
-        "seed": config.seed,
-        "packages": package_versions(),
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "git_commit": git_commit(),
-    })
-    manifest.setdefault("stages", {})[stage] = {
-        "seconds": round(seconds, 2), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"), **details}
-    tmp = run_dir / f".manifest.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2))
-    os.replace(tmp, run_dir / "manifest.json")
+    with manifest_lock(run_dir):
+        manifest = read_manifest(run_dir)
+        manifest.update({
+            "config": config.model_dump(mode="json"),
+            "seed": config.seed,
+            "packages": package_versions(),
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+            "git_commit": git_commit(),
+        })
+        manifest.setdefault("stages", {})[stage] = {
+            "seconds": round(seconds, 2), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"), **details}
+        write_json(run_dir / "manifest.json", manifest)
     return manifest

@@ -2,7 +2,10 @@
 
 data → learned critic (when a critic is ``learned``) → SFT warm-up (when enabled) → simulate →
 reward model → GRPO → evaluate + report. Each stage skips the work it finds already done with the
-same inputs, so an interrupted run is simply started again.
+same inputs (:mod:`rlff_esc.stages`: content hashes, not paths or times) and continues work a kill
+interrupted (training checkpoints, appended trajectories and evaluation batches), so an interrupted
+run is simply started again with the same command; a run that finished loads no model and writes no
+file.
 """
 
 from __future__ import annotations
@@ -25,13 +28,9 @@ class Stage:
 
 
 def _data(config: Config, force: bool):
-    from rlff_esc.data.prepare import prepare
-    from rlff_esc.manifest import record_stage
+    from rlff_esc.data.prepare import prepare_stage
 
-    start = time.perf_counter()
-    summary = prepare(config)
-    record_stage(config.run_path, config, "data", time.perf_counter() - start, **summary)
-    return summary
+    return prepare_stage(config, force=force)
 
 
 def _critic(config: Config, force: bool):

@@ -1,7 +1,7 @@
 """A small OpenAI-compatible server over the local backend, started by tests on 127.0.0.1.
 
 It answers ``/v1/chat/completions`` through :class:`LocalBackend` and ``/v1/completions`` with
-``echo`` + ``logprobs`` (as vLLM does; ``completions=False`` leaves it out), and can be told to fail the first requests with 503 so that
+``echo`` + ``logprobs`` (as vLLM does; ``completions=False`` leaves it out), and can be told to fail the first requests with 503, or to require an API key, so that
 the client's retries are exercised against a real socket.
 """
 
@@ -20,13 +20,16 @@ from rlff_esc.llm.base import GenerationRequest
 from rlff_esc.llm.local import LocalBackend
 
 
-def make_app(backend: LocalBackend, fail_first: int = 0, completions: bool = True) -> FastAPI:
+def make_app(backend: LocalBackend, fail_first: int = 0, completions: bool = True,
+             api_key: str | None = None) -> FastAPI:
     app = FastAPI()
     state = {"failures_left": fail_first, "chat_calls": 0}
     app.state.counters = state
 
     @app.middleware("http")
     async def inject_failures(request: Request, call_next):
+        if api_key is not None and request.headers.get("authorization") != f"Bearer {api_key}":
+            return JSONResponse({"error": {"message": "invalid API key"}}, status_code=401)
         if state["failures_left"] > 0:
             state["failures_left"] -= 1
             return JSONResponse({"error": {"message": "overloaded"}}, status_code=503)

@@ -153,8 +153,11 @@ def test_sample_mode_averages_valid_answers_and_counts_invalid():
 
 
 def test_logprob_mode_is_softmax_expectation():
-    backend = ScriptedBackend(loglikelihoods=[-3.0, -2.0, -1.0, -4.0])
-    j = LLMCritic(backend, scoring="logprob").judge([D])[0]
+    backend = ScriptedBackend(loglikelihoods=[-9.0, -3.0, -2.0, -1.0, -4.0])  # the first answers the probe
+    critic = LLMCritic(backend, scoring="logprob")
+    assert len(backend.calls) == 1 and critic.scoring == "logprob"
+    backend.calls.clear()
+    j = critic.judge([D])[0]
     weights = [math.exp(x) for x in (-3.0, -2.0, -1.0, -4.0)]
     expected = sum(w / sum(weights) * OPTION_VALUES[o] for w, o in zip(weights, OPTIONS))
     assert j.score == pytest.approx(expected) and j.invalid == 0

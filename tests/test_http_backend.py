@@ -78,7 +78,8 @@ def test_logprob_critic_falls_back_to_sampling_without_prompt_logprobs(tiny_back
     s = ServerThread(make_app(tiny_backend, completions=False)).start()
     try:
         http = HTTPBackend("tiny", base_urls=[s.url], tokenizer=str(tiny_lm_dir), max_retries=0)
-        critic = LLMCritic(http, scoring="logprob", samples=3)
+        critic = LLMCritic(http, scoring="logprob", samples=3)  # the probe meets a 404: sampling from the start
+        assert critic.scoring == "sample" and critic.name.startswith("llm-sample")
         dialogue = Dialogue(Profile(emotion_type="sadness", problem_type="job crisis", situation="I lost my job."),
                             [Turn(speaker="seeker", text="I lost my job."), Turn(speaker="supporter", text="I'm sorry.")])
         judgement = critic.judge([dialogue])[0]
@@ -87,3 +88,20 @@ def test_logprob_critic_falls_back_to_sampling_without_prompt_logprobs(tiny_back
         assert (judgement.score is None) == (judgement.invalid == 3)
     finally:
         s.stop()
+
+
+def test_logprob_critic_fails_loudly_on_other_errors(tiny_backend, tiny_lm_dir, monkeypatch):
+    """A server that stays down or refuses the key is an error, not a reason to judge by sampling."""
+    from rlff_esc.agents.critic import LLMCritic
+
+    monkeypatch.setenv("TEST_KEY", "wrong")
+    for app, backoff, expected in ((make_app(tiny_backend, fail_first=100), 0.01, "after 2 tries.*HTTP 503"),
+                                   (make_app(tiny_backend, api_key="right"), 0.01, "HTTP 401")):
+        s = ServerThread(app).start()
+        try:
+            http = HTTPBackend("tiny", base_urls=[s.url], tokenizer=str(tiny_lm_dir), max_retries=1,
+                               backoff_s=backoff, api_key_env="TEST_KEY")
+            with pytest.raises(BackendError, match=expected):
+                LLMCritic(http, scoring="logprob")
+        finally:
+            s.stop()

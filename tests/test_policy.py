@@ -333,13 +333,14 @@ def test_sft_then_grpo_with_resume_on_tiny_model(tmp_path, tiny_lm_dir, reward_m
 
     with pytest.raises(KeyboardInterrupt):
         run_grpo(config, callbacks=[StopAt(2)])
-    out = config.run_path / "policy"
-    assert sorted(p.name for p in (out / "checkpoints").glob("checkpoint-*")) == ["checkpoint-1"]
-    assert not (out / "stage.json").exists()
+    partial = config.run_path / "policy.partial"
+    assert sorted(p.name for p in (partial / "checkpoints").glob("checkpoint-*")) == ["checkpoint-1"]
+    assert not (config.run_path / "policy").exists()
 
     out = run_grpo(config)  # resumes from checkpoint-1 and finishes steps 2 and 3
     stage = json.loads((out / "stage.json").read_text())
-    assert stage["resumed_from"].endswith("checkpoint-1") and stage["steps"] == 3
+    assert stage["resumed_at_step"] == 1 and stage["steps"] == 3
+    assert not partial.exists() and not (out / "checkpoints").exists()
     steps = [r["step"] for r in read_log(out / "train_log.jsonl") if "reward" in r]
     assert steps == [1, 2, 3]
     row = read_log(out / "train_log.jsonl")[-2]

@@ -17,9 +17,9 @@ import yaml
 from rlff_esc.config import load_config
 from rlff_esc.data.schema import Context, Profile, Turn
 from rlff_esc.errors import DataError, RlffError
-from rlff_esc.jsonl import write_jsonl
+from rlff_esc.jsonl import repair_partial_line, write_jsonl
 from rlff_esc.simulate.rewards import future_rewards
-from rlff_esc.simulate.store import in_shard, merge, open_store, parse_shard, repair_partial_line
+from rlff_esc.simulate.store import in_shard, merge, open_store, parse_shard
 
 # -- rewards --------------------------------------------------------------------------------------------
 
@@ -278,3 +278,37 @@ def test_kill_9_and_restart_loses_and_duplicates_nothing(tmp_path, tiny_lm_dir):
     assert keys[:len(written)] == written  # what was on disk stayed, nothing was redone
     expected = {f"test:train:{i}#{1 if i % 2 == 0 else 3}|{k}" for i in range(8) for k in range(2)}
     assert {k.rsplit("|", 1)[0] for k in keys} == expected
+
+
+def test_a_changed_warm_up_or_critic_is_refused_by_name_and_redone_with_force(tmp_path, tiny_lm_dir):
+    """Trajectories stand by the weights that made them: retraining the warm-up (same path, other
+    weights) or the learned critic makes simulate refuse the old file, naming the input that changed."""
+    import shutil
+
+    import numpy as np
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from rlff_esc.agents.learned_critic import LearnedCritic, Mapping
+    from rlff_esc.simulate.run import simulate
+
+    warm_up, critic = tmp_path / "run" / "policy_sft", tmp_path / "run" / "critic"
+    shutil.copytree(tiny_lm_dir, warm_up)
+    LearnedCritic(np.zeros(768), 0.0, Mapping(sigma=1.0, solved_from=2.0)).save(critic)
+    config = load_config(_setup_run(tmp_path, tiny_lm_dir, 1, horizon=0, candidates=1, policy_path=str(warm_up),
+                                    critic={"kind": "learned"}))
+    first = simulate(config)
+    assert first["written_now"] == 1
+
+    model = AutoModelForCausalLM.from_pretrained(warm_up)  # the warm-up retrained: same folder, new weights
+    with torch.no_grad():
+        model.lm_head.weight.mul_(1.5)
+    model.save_pretrained(warm_up)
+    with pytest.raises(RlffError, match=r"other settings \(changed: models\.policy\.model\.weights\).*--force"):
+        simulate(config)
+    again = simulate(config, force=True)
+    assert again["written_now"] == 1 and again["settings"] != first["settings"]
+
+    LearnedCritic(np.zeros(768), 0.3, Mapping(sigma=1.0, solved_from=2.0)).save(critic)  # a retrained critic
+    with pytest.raises(RlffError, match=r"changed: models\.critic\.learned_weights\)"):
+        simulate(config)

@@ -8,7 +8,9 @@ Two scoring modes:
   never scored 0; a judgement with no valid answer has ``score=None``. Sample seeds come from a hash of
   the prompt, so the same conversation gets the same samples in any batch.
 * ``logprob`` (deterministic, one pass): the log-likelihood of each option's text as the critic's
-  answer, a softmax over the four, and the expected mapped value.
+  answer, a softmax over the four, and the expected mapped value. A backend that cannot give
+  log-likelihoods (a server without prompt log-probabilities) is found by one probe when the critic is
+  built, which then samples instead, so every conversation of a run is judged the same way.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import re
 
 from rlff_esc.agents.base import OPTION_VALUES, OPTIONS, Dialogue, Judgement
 from rlff_esc.agents.prompts import critic_messages, recent
+from rlff_esc.data.schema import Turn
 from rlff_esc.llm.base import ChatBackend, GenerationRequest
 from rlff_esc.llm.http import LoglikelihoodUnsupported
 
@@ -52,7 +55,18 @@ class LLMCritic:
         self.backend, self.scoring = backend, scoring
         self.samples, self.temperature, self.max_new_tokens = samples, temperature, max_new_tokens
         self.max_history_turns = max_history_turns
-        self.name = f"llm-{scoring}:{backend.name}"
+        if scoring == "logprob" and not self._logprob_supported():
+            self.scoring = "sample"
+        self.name = f"llm-{self.scoring}:{backend.name}"
+
+    def _logprob_supported(self) -> bool:
+        probe = critic_messages([Turn(speaker="seeker", text="Hello.")])
+        try:
+            self.backend.loglikelihood([(probe, OPTIONS[0])])
+        except LoglikelihoodUnsupported as e:  # a server without prompt logprobs: PPDPP's sampling
+            log.warning("critic scores by sampling, not logprob: %s", e)
+            return False
+        return True
 
     def _messages(self, dialogue: Dialogue) -> list[dict]:
         return critic_messages(recent(dialogue.turns, self.max_history_turns))
@@ -64,12 +78,7 @@ class LLMCritic:
 
     def _by_logprob(self, dialogues: list[Dialogue]) -> list[Judgement]:
         messages = [self._messages(d) for d in dialogues]
-        try:
-            scores = self.backend.loglikelihood([(m, option) for m in messages for option in OPTIONS])
-        except LoglikelihoodUnsupported as e:  # a server without prompt logprobs: PPDPP's sampling
-            log.warning("critic falls back from logprob to sample scoring: %s", e)
-            self.scoring, self.name = "sample", f"llm-sample:{self.backend.name}"
-            return self._by_sampling(dialogues)
+        scores = self.backend.loglikelihood([(m, option) for m in messages for option in OPTIONS])
         judgements = []
         for i in range(len(dialogues)):
             row = scores[i * len(OPTIONS):(i + 1) * len(OPTIONS)]

@@ -14,7 +14,7 @@ def build_critic(critic_cfg: CriticConfig, config: Config) -> Critic:
     if critic_cfg.kind == "learned":
         from rlff_esc.agents.learned_critic import LearnedCritic
 
-        path = config.resolve(critic_cfg.learned_path) if critic_cfg.learned_path else config.run_path / "critic"
+        path = config.paths.learned_critic(critic_cfg)
         if not path.exists():
             raise ConfigError(f"critic.learned_path: learned critic folder {path} not found; train it first "
                               f"(rlff_esc.agents.learned_critic.train_learned_critic) or set critic.kind: llm")

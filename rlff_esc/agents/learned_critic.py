@@ -31,7 +31,6 @@ on the training data: the score of a complete ESConv train dialogue passes the s
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -233,8 +232,7 @@ def fit_learned_critic(cases: list[Case], failed: list[Case], *, alpha: float = 
 
 
 def critic_dir(config: Config, critic_cfg: CriticConfig | None = None) -> Path:
-    critic_cfg = critic_cfg or config.simulate.critic
-    return config.resolve(critic_cfg.learned_path) if critic_cfg.learned_path else config.run_path / "critic"
+    return config.paths.learned_critic(critic_cfg)
 
 
 def train_learned_critic(config: Config, force: bool = False) -> Path:
@@ -242,22 +240,21 @@ def train_learned_critic(config: Config, force: bool = False) -> Path:
     conversations), save to ``critic.learned_path`` or ``<run>/critic/``, record stage "critic".
     Skips when the folder already holds a critic trained on the same inputs."""
     from rlff_esc.data.esconv import read_raw
-    from rlff_esc.data.prepare import load_cases
+    from rlff_esc.data.prepare import data_inputs, load_cases
     from rlff_esc.manifest import record_stage
+    from rlff_esc.stages import StagedFolder, file_digest, model_digest
 
     start = time.perf_counter()
     critic_cfg = config.simulate.critic
-    out = critic_dir(config, critic_cfg)
-    result, hashes = load_cases(config)
     fpath = failed_path(config)
-    inputs = {"data": hashes, "failed": str(fpath) if fpath else None, "alpha": critic_cfg.ridge_alpha,
-              "backbone": critic_cfg.learned_backbone, "format_version": FORMAT_VERSION,
-              "success_threshold": critic_cfg.success_threshold}
-    fingerprint = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
-    meta_file = out / "critic.json"
-    if not force and meta_file.exists() and json.loads(meta_file.read_text()).get("inputs") == fingerprint:
-        log.info("learned critic in %s is up to date (same inputs); skipping", out)
-        return out
+    staged = StagedFolder(critic_dir(config, critic_cfg), {
+        "data": data_inputs(config), "failed": file_digest(fpath) if fpath else None,
+        "alpha": critic_cfg.ridge_alpha, "backbone": model_digest(critic_cfg.learned_backbone),
+        "format_version": FORMAT_VERSION, "success_threshold": critic_cfg.success_threshold})
+    if not force and staged.done():
+        log.info("learned critic in %s is up to date (same inputs); skipping", staged.out)
+        return staged.out
+    result, _ = load_cases(config)
     train = [c for c in result.cases if c.split == "train"]
     failed_train = split_failed(read_raw(fpath).cases)[0] if fpath else []
     if not fpath:
@@ -267,11 +264,10 @@ def train_learned_critic(config: Config, force: bool = False) -> Path:
     critic = fit_learned_critic(train, failed_train, alpha=critic_cfg.ridge_alpha,
                                 backbone=critic_cfg.learned_backbone, encoder=encoder,
                                 success_threshold=critic_cfg.success_threshold)
-    critic.info["inputs"] = fingerprint
-    critic.save(out)
+    critic.save(staged.open(force))
+    out = staged.commit()
     seconds = time.perf_counter() - start
-    record_stage(config.run_path, config, "critic", seconds, path=str(out),
-                 **{k: v for k, v in critic.info.items() if k != "inputs"},
+    record_stage(config.run_path, config, "critic", seconds, path=str(out), **critic.info,
                  sigma=round(critic.mapping.sigma, 4), solved_from=round(critic.mapping.solved_from, 4))
     log.info("learned critic saved to %s in %.1f s", out, seconds)
     return out

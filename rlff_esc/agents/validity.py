@@ -20,7 +20,6 @@ MiniLM similarity to the real seeker turns at the same points of the same cases 
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 
@@ -30,6 +29,7 @@ from rlff_esc.agents.base import Critic, Dialogue
 from rlff_esc.agents.learned_critic import improvement, seeker_texts, split_failed
 from rlff_esc.data.contexts import merge_runs
 from rlff_esc.data.schema import Case, Turn
+from rlff_esc.jsonl import read_json
 
 log = logging.getLogger(__name__)
 
@@ -305,9 +305,9 @@ def validate_agents(config, *, critics: tuple[str, ...] = ("learned", "llm"), n_
         trajectories = [obj for _, obj in iter_jsonl(trajectories_path) if isinstance(obj, dict)]
         report["trajectories_seeker"] = trajectory_seeker_realism(trajectories, cases, classifier, encoder)
         report["trajectories_seeker"]["path"] = str(trajectories_path)
-    ladder = config.run_path / "ladder" / "ladder.json"
+    ladder = config.paths.ladder / "ladder.json"
     if ladder.exists():  # the reward chain on known-quality replies (`rlff-esc agents ladder`)
-        report["ladder"] = json.loads(ladder.read_text())
+        report["ladder"] = read_json(ladder)
     encoder.save()
     return report
 

@@ -40,7 +40,7 @@ def validate_cmd(config: ConfigOption = DEFAULT_CONFIG, set_: SetOption = None,
     if bad:
         raise ConfigError(f"--critic: unknown critic {bad[0]!r} (expected learned or llm)")
     report = validate_agents(cfg, critics=tuple(critic), n_llm=n, n_seeker=seeker_n,
-                             trajectories_path=cfg.run_path / "trajectories.jsonl")
+                             trajectories_path=cfg.paths.trajectories())
     out = out or cfg.run_path / "agents_validity.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))
@@ -63,4 +63,4 @@ def ladder_cmd(config: ConfigOption = DEFAULT_CONFIG, set_: SetOption = None,
     cfg = load(config, set_)
     report = run_ladder(cfg, n=n, kinds=tuple(kind), reward_model=reward_model, force=force)
     typer.echo(format_ladder(report))
-    typer.echo(f"\nwritten to {cfg.run_path / 'ladder' / 'ladder.json'}")
+    typer.echo(f"\nwritten to {cfg.paths.ladder / 'ladder.json'}")

@@ -3,27 +3,24 @@
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter
 
 import typer
 
 from rlff_esc.commands.common import DEFAULT_CONFIG, ConfigOption, SetOption, load
-from rlff_esc.data.prepare import load_cases, prepare
-from rlff_esc.manifest import record_stage
+from rlff_esc.data.prepare import load_cases, prepare_stage
 
 app = typer.Typer(help="Read ESConv / ExTES into the common schema.", no_args_is_help=True)
 
 
 @app.command("prepare")
 def prepare_cmd(config: ConfigOption = DEFAULT_CONFIG, set_: SetOption = None,
-                skip_invalid: bool = typer.Option(False, "--skip-invalid", help="skip bad records and report them")):
+                skip_invalid: bool = typer.Option(False, "--skip-invalid", help="skip bad records and report them"),
+                force: bool = typer.Option(False, "--force", help="write them again even if up to date")):
     """Write cases.jsonl and contexts.jsonl into the run directory."""
     overrides = list(set_ or []) + (["data.skip_invalid=true"] if skip_invalid else [])
     cfg = load(config, overrides)
-    start = time.perf_counter()
-    summary = prepare(cfg)
-    record_stage(cfg.run_path, cfg, "data", time.perf_counter() - start, **summary)
+    summary = prepare_stage(cfg, force=force)
     typer.echo(f"cases    {json.dumps(summary['cases'])}")
     typer.echo(f"contexts {json.dumps(summary['contexts'])}")
     if summary["skipped"]:

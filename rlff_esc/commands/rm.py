@@ -20,14 +20,14 @@ def train_cmd(config: ConfigOption = DEFAULT_CONFIG, set_: SetOption = None,
                                            "dialogue (K more trainings; 0 = off)")):
     """Train on <run>/trajectories.jsonl, save to <run>/reward_model/, print held-out metrics."""
     from rlff_esc.reward_model.metrics import format_table
-    from rlff_esc.reward_model.train import cross_validate, output_path, train_reward_model
+    from rlff_esc.reward_model.train import cross_validate, train_reward_model
 
     cfg = load(config, set_)
     result = train_reward_model(cfg, force=force)  # logs the held-out table when it trains
     if result.get("skipped"):
         typer.echo(format_table(result))
     note = " (up to date: not retrained; --force retrains)" if result.get("skipped") else ""
-    typer.echo(f"reward model and metrics.json in {output_path(cfg)}{note}")
+    typer.echo(f"reward model and metrics.json in {cfg.paths.reward_model}{note}")
     if cv_folds:
         cross_validate(cfg, cv_folds)  # logs its table; written to cv_metrics.json
 
@@ -46,7 +46,6 @@ def score_cmd(
     """Score one reply (--history/--reply) or a JSONL file of them (--input); higher is better."""
     from rlff_esc.reward_model.inputs import as_turns
     from rlff_esc.reward_model.scoring import RewardModelScorer, read_requests
-    from rlff_esc.reward_model.train import output_path
 
     if (input_file is None) == (reply is None):
         raise RlffError("give either --reply (with --history) or --input FILE.jsonl")
@@ -54,7 +53,7 @@ def score_cmd(
         records, histories, replies = read_requests(input_file)
     else:
         records, histories, replies = [{"history": history or "", "reply": reply}], [as_turns(history or "")], [reply]
-    scorer = RewardModelScorer(model or output_path(load(config, set_)), batch_size=batch_size)
+    scorer = RewardModelScorer(model or load(config, set_).paths.reward_model, batch_size=batch_size)
     scores = scorer.score(histories, replies)
     if output is not None:
         write_jsonl(output, ({**record, "score": score} for record, score in zip(records, scores)))

@@ -21,6 +21,6 @@ def run(config: ConfigOption = DEFAULT_CONFIG, set_: SetOption = None,
         return
     seconds = run_pipeline(cfg, only=stage, force=force)
     typer.echo("\nwall time per stage: " + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()))
-    report = cfg.run_path / "report.md"
+    report = cfg.paths.report
     if report.exists():
         typer.echo(f"report: {report.resolve()}")

@@ -17,7 +17,7 @@ ReasoningOption = typer.Option(None, "--reasoning/--no-reasoning",
 def _policy(policy: str | None, cfg: Config) -> str:
     if policy:
         return policy
-    default = cfg.run_path / "policy"
+    default = cfg.paths.policy
     if not (default / "config.json").exists() and not (default / "adapter_config.json").exists():
         raise RlffError(f"no trained policy at {default}: train one (`rlff-esc policy train`) or pass "
                         f"--policy PATH_OR_MODEL (e.g. --policy embedded:smollm2-135m-instruct)")

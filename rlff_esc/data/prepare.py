@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -62,6 +63,46 @@ def load_cases(config: Config) -> tuple[esconv.ReadResult, dict[str, str]]:
     return result, hashes
 
 
+def source_files(config: Config) -> list[Path]:
+    """The files a read of ``config.data`` depends on (dataset and split files); none for the hub."""
+    data = config.data
+    if data.dataset == "esconv" and data.path == "hub":
+        return []
+    path = config.resolve(data.path)
+    if data.dataset == "extes":
+        return [path, path.with_name(path.stem + ".split.json")]
+    files = [path / f"{name}.txt" for name in splits.SPLITS] if path.is_dir() else [path]
+    if data.split == "ppdpp":
+        files.append((path if path.is_dir() else path.parent) / "splits" / "ppdpp_split.json")
+    return files
+
+
+def data_inputs(config: Config) -> dict:
+    """What cases.jsonl and contexts.jsonl depend on: the data settings and the source files' content."""
+    from rlff_esc.stages import file_digest
+
+    return {"data": config.data.model_dump(mode="json", exclude={"path"}),
+            "files": {p.name: file_digest(p) for p in source_files(config)},
+            "hub": config.data.path == "hub"}
+
+
+def prepare_stage(config: Config, force: bool = False) -> dict:
+    """The data stage: :func:`prepare` unless cases and contexts were written from the same inputs."""
+    from rlff_esc.manifest import record_stage
+    from rlff_esc.stages import fingerprint, is_done, mark_done, read_marker
+
+    paths, inputs = config.paths, data_inputs(config)
+    key = fingerprint(inputs)
+    if not force and is_done(paths.data_marker, key) and paths.cases.exists() and paths.contexts.exists():
+        log.info("data: %s and %s already written from these inputs", paths.cases, paths.contexts)
+        return {**read_marker(paths.data_marker)["summary"], "skipped_stage": True}
+    start = time.perf_counter()
+    summary = prepare(config)
+    mark_done(paths.data_marker, key, inputs, summary=summary)
+    record_stage(paths.root, config, "data", time.perf_counter() - start, **summary)
+    return summary
+
+
 def cap_contexts(contexts: list[Context], limit: int | None) -> list[Context]:
     """Keep at most ``limit`` contexts, spread evenly over the list (so over many dialogues)."""
     if limit is None or len(contexts) <= limit:
@@ -79,9 +120,9 @@ def prepare(config: Config) -> dict:
     for split in splits.SPLITS:
         in_split = [x for c in result.cases if c.split == split for x in build_contexts(c)]
         contexts += cap_contexts(in_split, config.data.max_contexts.get(split))
-    run = config.run_path
-    write_jsonl(run / "cases.jsonl", (c.model_dump() for c in result.cases))
-    write_jsonl(run / "contexts.jsonl", (c.model_dump() for c in contexts))
+    paths = config.paths
+    write_jsonl(paths.cases, (c.model_dump() for c in result.cases))
+    write_jsonl(paths.contexts, (c.model_dump() for c in contexts))
     skipped_reasons = Counter(e.problem.split(" (")[0] for e in result.skipped)
     return {"cases": dict(Counter(c.split for c in result.cases)),
             "contexts": dict(Counter(c.split for c in contexts)),

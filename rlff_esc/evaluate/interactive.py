@@ -65,7 +65,7 @@ def evaluation_cases(config: Config) -> tuple[list[EvalCase], str]:
             raise RlffError(f"evaluate.cases_file: {path} does not exist")
         cases, source = read_cases_file(path), str(path)
     else:
-        path = config.run_path / "cases.jsonl"
+        path = config.paths.cases
         if not path.exists():
             raise RlffError(f"{path} is missing: run `rlff-esc data prepare` first (or pass --cases FILE)")
         cases = [EvalCase(c.id, c.profile) for c in read_cases(path) if c.split == ev.split]

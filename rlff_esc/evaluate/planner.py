@@ -147,7 +147,7 @@ def train_planner(config: Config) -> StrategyPlanner:
 
 def load_or_train_planner(config: Config) -> StrategyPlanner:
     """The run's planner, trained now unless one trained on the same cases and settings exists."""
-    path = config.run_path / "eval" / "strategy_planner"
+    path = config.paths.planner
     key = _planner_key(config)
     meta = path / "planner.json"
     if meta.exists() and json.loads(meta.read_text()).get("metrics", {}).get("key") == key:
@@ -159,7 +159,7 @@ def load_or_train_planner(config: Config) -> StrategyPlanner:
 
 
 def _cases_path(config: Config) -> Path:
-    path = config.run_path / "cases.jsonl"
+    path = config.paths.cases
     if not path.exists():
         raise RlffError(f"{path} is missing: the strategy planner trains on the run's cases; "
                         "run `rlff-esc data prepare` first")

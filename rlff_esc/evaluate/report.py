@@ -122,12 +122,12 @@ def write_report(config: Config, combined: dict) -> Path:
                   f"next-strategy accuracy on {planner.get('valid_examples')} validation contexts: "
                   f"{planner.get('valid_accuracy')} (majority class: {planner.get('valid_majority_accuracy')}).", ""]
 
-    curves = plot_training(run / "policy" / "train_log.jsonl", run / "training_rewards.png")
+    curves = plot_training(config.paths.policy / "train_log.jsonl", run / "training_rewards.png")
     if curves:
         lines += ["## Training", "", f"![training rewards]({curves.name})", ""]
     lines += ["## Files", "", f"- combined metrics: `{run / 'eval' / 'metrics.json'}`",
               f"- per system: `{run / 'eval'}/<system>/` (transcripts.jsonl, replies.jsonl, metrics.json)", ""]
-    path = run / "report.md"
+    path = config.paths.report
     path.write_text("\n".join(lines))
     return path
 

@@ -2,29 +2,32 @@
 
 Per system, ``<run>/eval/<system>/`` holds ``transcripts.jsonl`` (interactive dialogues with per-turn
 critic scores), ``replies.jsonl`` (replies to the test contexts with their metrics and judge ratings)
-and ``metrics.json`` (with bootstrap intervals and a fingerprint of the inputs). A system whose
-fingerprint is unchanged is not run again unless ``force``. ``<run>/eval/metrics.json`` combines all
-systems with the paired tests against ``base``; ``<run>/report.md`` shows them.
+and ``metrics.json`` (with bootstrap intervals and a fingerprint of the inputs). Cases and contexts go
+``evaluate.batch_cases`` at a time, and each finished batch is appended (fsync'd) to a
+``*.partial.jsonl`` file named by the fingerprint: a killed evaluation continues with the next batch,
+with the same seeds, so with the same results. A system whose fingerprint is unchanged is not run
+again unless ``force``. ``<run>/eval/metrics.json`` combines all systems with the paired tests against
+``base``; ``<run>/report.md`` shows them. A re-run whose inputs (systems' weights included) are all
+unchanged writes nothing (``eval/stage.json``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 from pathlib import Path
 
 from rlff_esc.config import Config
 from rlff_esc.data.prepare import read_contexts
-from rlff_esc.errors import RlffError
+from rlff_esc.errors import DataError, RlffError
 from rlff_esc.evaluate import judge as judging
 from rlff_esc.evaluate.interactive import evaluation_cases, outcome_statistics, run_dialogues
 from rlff_esc.evaluate.quality import add_similarity, generate_replies, quality_statistics
 from rlff_esc.evaluate.stats import interval, paired_test
-from rlff_esc.evaluate.systems import build_systems, folder_fingerprint
-from rlff_esc.jsonl import read_jsonl, write_jsonl
+from rlff_esc.evaluate.systems import MODEL_FOLDERS, build_systems, system_names
+from rlff_esc.jsonl import append_jsonl, read_json, read_jsonl, repair_partial_line, write_json, write_jsonl
 from rlff_esc.manifest import record_stage
+from rlff_esc.stages import MARKER, fingerprint, folder_digest, is_done, mark_done, model_inputs, read_marker
 
 log = logging.getLogger(__name__)
 
@@ -85,17 +88,22 @@ def evaluate(config: Config, systems: list | None = None, force: bool = False, p
     """Evaluate ``systems`` (names, ``name=path`` strings or System objects; default
     ``evaluate.systems``) and write the combined metrics and the report. Returns the combined metrics."""
     start = time.perf_counter()
-    ev, run = config.evaluate, config.run_path
+    ev, paths = config.evaluate, config.paths
     cases, cases_source = evaluation_cases(config)
     contexts = _quality_contexts(config) if ev.quality else []
+    inputs = _shared_inputs(config, cases, contexts)
+    stage_inputs = _stage_inputs(config, inputs) if systems is None else None
+    marker = paths.eval / MARKER
+    if stage_inputs and not force and is_done(marker, fingerprint(stage_inputs)):
+        log.info("evaluation already done with these inputs and systems: %s", paths.eval / "metrics.json")
+        return {**read_json(paths.eval / "metrics.json"), "report": read_marker(marker)["report"]}
     objects = [s for s in systems or [] if not isinstance(s, str)]
     names = [s for s in systems or [] if isinstance(s, str)]
     built, unavailable = build_systems(config, names) if names or not objects else ([], {})
     agents = _Agents(config)
-    inputs = _shared_inputs(config, cases, contexts)
     evaluated = {}
     for system in objects + built:
-        folder = run / "eval" / system.name
+        folder = paths.eval_system(system.name)
         key = _fingerprint(inputs, system)
         previous = _read_metrics(folder)
         if previous.get("fingerprint") == key and not force:
@@ -103,26 +111,43 @@ def evaluate(config: Config, systems: list | None = None, force: bool = False, p
             evaluated[system.name] = previous
             continue
         evaluated[system.name] = _evaluate_system(config, system, cases, cases_source, contexts, agents, key,
-                                                  _digest(inputs), progress)
+                                                  fingerprint(inputs), progress)
         if hasattr(system, "close"):
             system.close()
-    _add_earlier(run / "eval", evaluated, _digest(inputs), skip=set(unavailable))
+    _add_earlier(paths.eval, evaluated, fingerprint(inputs), skip=set(unavailable))
     combined = combine(config, evaluated, unavailable)
-    (run / "eval").mkdir(parents=True, exist_ok=True)
-    (run / "eval" / "metrics.json").write_text(json.dumps(combined, indent=2))
+    write_json(paths.eval / "metrics.json", combined)
     from rlff_esc.evaluate.report import write_report
 
     report = write_report(config, combined)
     combined["report"] = str(report)
+    if stage_inputs:
+        mark_done(marker, fingerprint(stage_inputs), stage_inputs, report=str(report))
     seconds = time.perf_counter() - start
-    record_stage(run, config, "evaluate", seconds, systems=list(evaluated), unavailable=list(unavailable),
+    record_stage(paths.root, config, "evaluate", seconds, systems=list(evaluated), unavailable=list(unavailable),
                  cases=len(cases), contexts=len(contexts), report=str(report))
     log.info("evaluation done in %.0f s; report: %s", seconds, report)
     return combined
 
 
+def _stage_inputs(config: Config, inputs: dict) -> dict:
+    """What the whole stage's outputs depend on, known without loading a model: the shared inputs, the
+    systems and the weights of every model they would load (a missing one counts as missing)."""
+    ev, paths = config.evaluate, config.paths
+    folders = {name: paths.root / folder for name, (folder, _) in MODEL_FOLDERS.items()}
+    folders.update({name: config.resolve(entry.path.replace("{run}", str(paths.root)))
+                    for name, entry in ev.policies.items()})
+    folders.update({name: Path(raw.replace("{run}", str(paths.root)))
+                    for name, _, raw in (n.partition("=") for n in ev.systems) if raw})
+    return {"shared": inputs, "systems": system_names(config),
+            "policies": {k: v.model_dump(mode="json") for k, v in ev.policies.items()},
+            "base_model": model_inputs(config.models.policy), "planner": ev.planner.model_dump(mode="json"),
+            "weights": {name: folder_digest(path) for name, path in folders.items()},
+            "policy_settings": config.policy.model_dump(mode="json", include={"reasoning", "max_history_turns"})}
+
+
 def _quality_contexts(config: Config):
-    path = config.run_path / "contexts.jsonl"
+    path = config.paths.contexts
     if not path.exists():
         raise RlffError(f"{path} is missing: run `rlff-esc data prepare` first (or set evaluate.quality: false)")
     contexts = read_contexts(path, split="test")
@@ -135,30 +160,23 @@ def _quality_contexts(config: Config):
 def _shared_inputs(config: Config, cases, contexts) -> dict:
     """Everything besides the system that decides a system's results."""
     ev = config.evaluate
-    critic_files = None
-    if ev.critic.kind == "learned":
-        path = config.resolve(ev.critic.learned_path) if ev.critic.learned_path else config.run_path / "critic"
-        critic_files = folder_fingerprint(path) if path.exists() else None
+    critic_files = folder_digest(config.paths.learned_critic(ev.critic)) if ev.critic.kind == "learned" else None
     return {
-        "evaluate": ev.model_dump(mode="json", exclude={"systems", "policies", "planner"}),
-        "seeker": config.models.seeker.model_dump(mode="json"),
-        "critic_model": config.models.critic.model_dump(mode="json"),
+        "evaluate": ev.model_dump(mode="json", exclude={"systems", "policies", "planner", "batch_cases"}),
+        "seeker": model_inputs(config.models.seeker),
+        "critic_model": model_inputs(config.models.critic),
         "critic_files": critic_files,
-        "judge": config.models.judge.model_dump(mode="json"),
+        "judge": model_inputs(config.models.judge),
         "safety": config.serve.safety.model_dump(mode="json"),
         "seed": config.seed,
         "max_resamples": config.simulate.max_resamples,
-        "cases": _digest([(c.id, c.profile.model_dump()) for c in cases]),
-        "contexts": _digest([(c.id, c.gold_reply) for c in contexts]),
+        "cases": fingerprint([(c.id, c.profile.model_dump()) for c in cases]),
+        "contexts": fingerprint([(c.id, c.gold_reply) for c in contexts]),
     }
 
 
-def _digest(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 def _fingerprint(inputs: dict, system) -> str:
-    return _digest({"inputs": inputs, "system": system.name, "identity": getattr(system, "identity", {})})
+    return fingerprint({"inputs": inputs, "system": system.name, "identity": getattr(system, "identity", {})})
 
 
 def _add_earlier(folder: Path, evaluated: dict, inputs_key: str, skip: set[str]) -> None:
@@ -166,39 +184,61 @@ def _add_earlier(folder: Path, evaluated: dict, inputs_key: str, skip: set[str])
     comparison, so that evaluating one more system does not re-run the others (a system whose
     model is now missing does not)."""
     for path in sorted(folder.glob("*/metrics.json")):
-        metrics = json.loads(path.read_text())
+        metrics = _read_metrics(path.parent)
         name = metrics.get("system")
         if metrics.get("inputs_key") == inputs_key and name not in evaluated and name not in skip:
             evaluated[name] = metrics
 
 
 def _read_metrics(folder: Path) -> dict:
+    """A system's saved metrics; an unreadable file counts as none (the system is evaluated again)."""
     path = folder / "metrics.json"
-    return json.loads(path.read_text()) if path.exists() else {}
+    try:
+        return read_json(path) if path.exists() else {}
+    except DataError as e:
+        log.warning("%s; evaluating the system again", e)
+        return {}
+
+
+def _in_batches(path: Path, items: list, size: int, run_batch, item_id, record_id) -> list[dict]:
+    """One record per item, in the items' order, computed ``size`` items at a time. Each finished batch
+    is appended (fsync'd) to ``path`` and the records already there are reused, so a killed evaluation
+    loses at most one batch; a line torn by the kill is cut away first."""
+    repair_partial_line(path)
+    done = {record_id(r): r for _, r in read_jsonl(path)} if path.exists() else {}
+    todo = [x for x in items if item_id(x) not in done]
+    if len(todo) < len(items):
+        log.info("%s: %d of %d already done; continuing", path, len(items) - len(todo), len(items))
+    for start in range(0, len(todo), size):
+        records = run_batch(todo[start:start + size])
+        append_jsonl(path, records)
+        done.update((record_id(r), r) for r in records)
+    return [done[item_id(x)] for x in items]
 
 
 def _evaluate_system(config: Config, system, cases, cases_source, contexts, agents: _Agents, key: str,
                      inputs_key: str, progress: bool) -> dict:
-    ev, folder = config.evaluate, config.run_path / "eval" / system.name
+    ev, folder = config.evaluate, config.paths.eval_system(system.name)
     start, cpu_start = time.perf_counter(), time.process_time()
     seeker_before = dict(getattr(agents.seeker, "stats", {}))
     backends = _backends(system, agents)
     tokens_before = [dict(getattr(b, "stats", {})) for b in backends]
-    transcripts = run_dialogues(system, cases, agents.seeker, agents.critic, max_turns=ev.max_turns,
-                                threshold=ev.critic.success_threshold, seed=config.seed, safety=agents.safety,
-                                progress=progress)
-    write_jsonl(folder / "transcripts.jsonl", transcripts)
+    for stale in folder.glob("*.partial.jsonl"):  # progress of an evaluation with other inputs
+        if key not in stale.name:
+            stale.unlink()
+    transcripts = _in_batches(
+        folder / f"transcripts.{key}.partial.jsonl", cases, ev.batch_cases,
+        lambda batch: run_dialogues(system, batch, agents.seeker, agents.critic, max_turns=ev.max_turns,
+                                    threshold=ev.critic.success_threshold, seed=config.seed,
+                                    safety=agents.safety, progress=progress),
+        item_id=lambda case: case.id, record_id=lambda record: record["case_id"])
     interactive_seconds = time.perf_counter() - start
-    records = []
-    if contexts:
-        records = generate_replies(system, contexts, seed=config.seed, progress=progress)
-        add_similarity(records, agents.encoder)
-        if ev.judge:
-            rated = contexts[: ev.judge_max_contexts] if ev.judge_max_contexts else contexts
-            ratings = judging.rate(agents.judge, rated, [r["reply"] for r in records[: len(rated)]],
-                                   max_new_tokens=ev.judge_max_new_tokens, label=system.name, progress=progress)
-            for record, rating in zip(records, ratings):
-                record["judge"] = rating
+    rated = {c.id for c in contexts[: ev.judge_max_contexts or len(contexts)]} if ev.judge else set()
+    records = _in_batches(
+        folder / f"replies.{key}.partial.jsonl", contexts, ev.batch_cases,
+        lambda batch: _replies(config, system, batch, agents, rated, progress),
+        item_id=lambda context: context.id, record_id=lambda record: record["context_id"])
+    write_jsonl(folder / "transcripts.jsonl", transcripts)
     write_jsonl(folder / "replies.jsonl", records)
     metrics = {
         "system": system.name, "identity": getattr(system, "identity", {}), "fingerprint": key,
@@ -218,11 +258,28 @@ def _evaluate_system(config: Config, system, cases, cases_source, contexts, agen
                     "cpu": round(time.process_time() - cpu_start, 1)},  # all threads: the work, not the wait
         **system_summary(config, transcripts, records),
     }
-    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_json(folder / "metrics.json", metrics)
+    for progress_file in folder.glob("*.partial.jsonl"):
+        progress_file.unlink()
     sr = metrics["interactive"]["SR"]["value"]
     log.info("%s: SR %.3f, AvgT %.2f (%.0f s)", system.name, sr, metrics["interactive"]["AvgT"]["value"],
              metrics["seconds"]["total"])
     return metrics
+
+
+def _replies(config: Config, system, contexts, agents: _Agents, rated: set[str], progress: bool) -> list[dict]:
+    """Replies to a batch of test contexts with their similarity to the gold reply, and judge ratings
+    for those among the first ``evaluate.judge_max_contexts``."""
+    ev = config.evaluate
+    records = generate_replies(system, contexts, seed=config.seed, progress=progress)
+    add_similarity(records, agents.encoder)
+    judged = [(c, r) for c, r in zip(contexts, records) if c.id in rated]
+    if judged:
+        ratings = judging.rate(agents.judge, [c for c, _ in judged], [r["reply"] for _, r in judged],
+                               max_new_tokens=ev.judge_max_new_tokens, label=system.name, progress=progress)
+        for (_, record), rating in zip(judged, ratings):
+            record["judge"] = rating
+    return records
 
 
 def _well_formed_share(transcripts: list[dict], records: list[dict]) -> float | None:
@@ -266,7 +323,7 @@ def system_summary(config: Config, transcripts: list[dict], records: list[dict])
 
 
 def _load_outputs(config: Config, name: str) -> tuple[list[dict], list[dict]]:
-    folder = config.run_path / "eval" / name
+    folder = config.paths.eval_system(name)
     read = lambda f: [obj for _, obj in read_jsonl(folder / f)] if (folder / f).exists() else []  # noqa: E731
     return read("transcripts.jsonl"), read("replies.jsonl")
 

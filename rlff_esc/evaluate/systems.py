@@ -17,7 +17,6 @@ policy sits in memory at a time.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from pathlib import Path
@@ -28,6 +27,7 @@ from rlff_esc.data.schema import Turn
 from rlff_esc.errors import RlffError
 from rlff_esc.llm.base import ChatBackend, GenerationRequest
 from rlff_esc.policy.reasoning import parse, policy_prompt
+from rlff_esc.stages import folder_digest
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ class ModelSystem(PromptedSystem):
         self.name, self.reasoning, self.max_new_tokens = name, reasoning, max_new_tokens
         self.history_turns = history_turns
         self.identity = {"model": str(self.path), "reasoning": reasoning, "history_turns": history_turns,
-                         "weights": folder_fingerprint(self.path)}
+                         "weights": folder_digest(self.path)}
         self.last_notes = []
 
     @property
@@ -118,15 +118,6 @@ def load_model_folder(path: Path, spec: ModelSpec) -> ChatBackend:
 
     return LocalBackend(str(path), batch_size=spec.batch_size, dtype=spec.dtype, device=spec.device,
                         share_prefixes=spec.share_prefixes)
-
-
-def folder_fingerprint(path: Path) -> str:
-    """Names, sizes and modification times of a folder's files: changes when a stage rewrites it."""
-    h = hashlib.sha256()
-    for f in sorted(p for p in Path(path).rglob("*") if p.is_file()):
-        st = f.stat()
-        h.update(f"{f.relative_to(path)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()[:16]
 
 
 def _has_weights(path: Path) -> bool:

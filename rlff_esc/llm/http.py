@@ -9,8 +9,11 @@ the URL and the setting to check.
 ``loglikelihood`` needs prompt log-probabilities, which chat endpoints do not return. Where a server
 offers the legacy ``/v1/completions`` endpoint with ``echo`` and ``logprobs`` (vLLM does), the
 conversation is rendered with the model's chat template (a local tokenizer named by ``tokenizer``,
-default the model name) and the continuation's token log-probabilities are summed. Where it does not,
-:class:`LoglikelihoodUnsupported` is raised, and the critic falls back to ``scoring: sample``.
+default the model name) and the continuation's token log-probabilities are summed. Where the server
+says it does not (HTTP 400 or 404 on ``/completions``, or an answer without ``logprobs``),
+:class:`LoglikelihoodUnsupported` is raised; the critic probes for it once when it is built and then
+scores by sampling. Any other failure (retries exhausted, 401, timeouts) is an error, never a reason to
+change how conversations are judged.
 """
 
 from __future__ import annotations
@@ -29,6 +32,15 @@ from rlff_esc.llm.base import Generation, GenerationRequest, Message
 log = logging.getLogger(__name__)
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+UNSUPPORTED_STATUS = {400, 404}  # what a server without an endpoint or an option answers
+
+
+class HTTPStatusError(BackendError):
+    """A server answered with an error status that retrying does not change."""
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status
 
 
 class LoglikelihoodUnsupported(BackendError):
@@ -80,7 +92,8 @@ class HTTPBackend:
                         raise BackendError(f"{url}: answered 200 with a body that is not JSON: "
                                            f"{response.text[:200]!r}") from None
                 if response.status_code not in RETRY_STATUS:
-                    raise BackendError(f"{url}: HTTP {response.status_code}: {response.text[:300]}")
+                    raise HTTPStatusError(f"{url}: HTTP {response.status_code}: {response.text[:300]}",
+                                          response.status_code)
                 last_error = f"{url}: HTTP {response.status_code}"
                 retry_after = response.headers.get("retry-after")
                 if retry_after and retry_after.replace(".", "", 1).isdigit():
@@ -155,7 +168,9 @@ class HTTPBackend:
                      "temperature": 0.0} for p, (_, c) in zip(prompts, requests)]
         try:
             bodies = self._run(self._gather(payloads, "/completions"))
-        except BackendError as e:
+        except HTTPStatusError as e:
+            if e.status not in UNSUPPORTED_STATUS:
+                raise
             raise LoglikelihoodUnsupported(f"the server gives no prompt log-probabilities ({e}); "
                                            "use critic scoring 'sample'") from None
         scores = []

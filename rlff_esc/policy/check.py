@@ -26,7 +26,7 @@ def policy_check(config: Config, model_path: str, n: int, scorer=None, split: st
     """Format compliance and mean RM score of ``model_path`` on ``n`` held-out contexts. ``scorer``
     defaults to the trained reward model; pass one to reuse it (it is loaded once per stage)."""
     policy = config.policy
-    contexts = read_contexts(config.run_path / "contexts.jsonl", split=split)[:n]
+    contexts = read_contexts(config.paths.contexts, split=split)[:n]
     if not contexts:
         raise RlffError(f"{config.run_path}/contexts.jsonl: no {split}-split contexts to check the policy on")
     if scorer is None:

@@ -1,43 +1,40 @@
 """GRPO (``rlff-esc policy train``) with TRL's ``GRPOTrainer`` against the future-oriented reward model.
 
 Starts from the SFT warm-up (``<run>/policy_sft``) when ``policy.sft.enabled``, else from
-``policy.base_model``. Rewards: see :mod:`rlff_esc.policy.rewards`. Checkpoints (TRL/HF layout) go to
-``<run>/policy/checkpoints/checkpoint-N`` every ``save_steps``; an interrupted run resumes from the
-last one. The finished policy is saved merged (plain HF folder) into ``<run>/policy/`` with
-``train_log.jsonl``, TensorBoard events in ``tensorboard/``, ``training_curves.png`` and
-``check.json`` (format compliance and reward-model score on held-out contexts, before and after, and
-their paired comparison).
+``policy.base_model``. Rewards: see :mod:`rlff_esc.policy.rewards`. Training runs in
+``<run>/policy.partial/`` with checkpoints (TRL/HF layout) in ``checkpoints/checkpoint-N`` every
+``save_steps``; an interrupted run resumes from the last one, and the previous policy stays in place
+until the new one is complete. The finished policy is saved merged (plain HF folder) into
+``<run>/policy/`` with ``train_log.jsonl``, TensorBoard events in ``tensorboard/``,
+``training_curves.png`` and ``check.json`` (format compliance and reward-model score on held-out
+contexts, before and after, and their paired comparison).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
 
 from rlff_esc.config import Config
 from rlff_esc.errors import RlffError
+from rlff_esc.jsonl import read_json, write_json
 from rlff_esc.manifest import record_stage
 from rlff_esc.policy import model_io
 from rlff_esc.policy.check import compare_checks, describe_comparison, policy_check
 from rlff_esc.policy.dataset import grpo_prompts
-from rlff_esc.policy.logs import JsonlLogCallback, truncate_log
+from rlff_esc.policy.logs import JsonlLogCallback
 from rlff_esc.policy.plots import plot_training_curves
-from rlff_esc.policy.rewards import build_reward_functions, load_scorer, reward_model_path
-from rlff_esc.policy.sft import sft_dir
+from rlff_esc.policy.rewards import build_reward_functions, load_scorer
+from rlff_esc.stages import StagedFolder, file_digest, folder_digest, model_digest
 
 log = logging.getLogger(__name__)
-
-
-def policy_dir(config: Config) -> Path:
-    return config.run_path / "policy"
 
 
 def start_model(config: Config) -> str:
     """The model GRPO starts from: the warm-up's output when enabled, else the base model."""
     if config.policy.sft.enabled:
-        path = sft_dir(config)
+        path = config.paths.policy_sft
         if not (path / "config.json").exists():
             raise RlffError(f"{path}: the SFT warm-up is enabled (policy.sft.enabled) but has not run; "
                             "run `rlff-esc policy sft` first, or set policy.sft.enabled: false")
@@ -45,12 +42,14 @@ def start_model(config: Config) -> str:
     return config.policy.base_model
 
 
-def last_checkpoint(out: Path) -> Path | None:
-    from transformers.trainer_utils import get_last_checkpoint
-
-    folder = out / "checkpoints"
-    found = get_last_checkpoint(str(folder)) if folder.exists() else None
-    return Path(found) if found else None
+def grpo_inputs(config: Config, source: str, scorer=None) -> dict:
+    """What the policy and its checks depend on: settings, the start model's and the reward model's
+    weights, the contexts (a ``scorer`` passed in by a test stands for itself)."""
+    policy = config.policy
+    return {"policy": policy.model_dump(mode="json", exclude={"sft": True, "reward_model_path": True,
+                                                              "base_model": True, "grpo": {"save_steps"}}),
+            "seed": config.seed, "source": model_digest(source), "contexts": file_digest(config.paths.contexts),
+            "reward_model": f"given: {type(scorer).__qualname__}" if scorer is not None else folder_digest(config.paths.scorer)}
 
 
 def trl_config(config: Config, out: Path):
@@ -65,7 +64,7 @@ def trl_config(config: Config, out: Path):
         beta=g.beta, epsilon=g.epsilon, num_iterations=g.num_iterations, loss_type=g.loss_type, reward_weights=None,
         use_vllm=g.use_vllm, vllm_mode=g.vllm_mode, bf16=g.bf16, use_cpu=not g.bf16,
         activation_checkpointing=g.activation_checkpointing,
-        save_strategy="steps", save_steps=g.save_steps, logging_steps=g.logging_steps, report_to="none",
+        save_strategy="steps", save_steps=g.save_steps, save_total_limit=2, logging_steps=g.logging_steps, report_to="none",
         seed=config.seed, dataloader_num_workers=0, log_completions=False)
 
 
@@ -77,69 +76,51 @@ def run_grpo(config: Config, force: bool = False, scorer=None, callbacks: list |
     from transformers.integrations import TensorBoardCallback
     from trl import GRPOTrainer
 
-    policy, g = config.policy, config.policy.grpo
-    out = policy_dir(config)
+    g = config.policy.grpo
     source = start_model(config)
-    key = model_io.fingerprint(policy=policy.model_dump(exclude={"sft"}), seed=config.seed, source=source,
-                               source_sig=model_io.file_signature(Path(source)),
-                               reward_model=None if scorer is not None else model_io.file_signature(reward_model_path(config)),
-                               contexts=model_io.file_signature(config.run_path / "contexts.jsonl"))
-    if not force and model_io.is_done(out, key):
-        log.info("GRPO already done with these inputs: %s", out)
-        return out
-    resume = None if force else last_checkpoint(out)
-    previous = json.loads((out / "fingerprint.json").read_text()).get("fingerprint") if (out / "fingerprint.json").exists() else None
-    if resume is not None and previous != key:
-        log.info("inputs changed since %s was written: starting over", resume)
-        resume = None
-    if resume is None:
-        model_io.clear_outputs(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "fingerprint.json").write_text(json.dumps({"fingerprint": key}))
-
+    staged = StagedFolder(config.paths.policy, grpo_inputs(config, source, scorer))
+    if not force and staged.done():
+        log.info("GRPO already done with these inputs: %s", staged.out)
+        return staged.out
     start = time.perf_counter()
+    work = staged.open(force)
     scorer = scorer if scorer is not None else (load_scorer(config) if g.reward_weights.get("reward_model") else None)
-    if resume is None:
-        check_before = _check(config, source, scorer, "before")
-        (out / "check_before.json").write_text(json.dumps(check_before, indent=2))
-    else:  # measured by the interrupted run
-        path = out / "check_before.json"
-        check_before = json.loads(path.read_text()) if path.exists() else None
+    before = work / "check_before.json"
+    check_before = read_json(before).get("check") if before.exists() else _check(config, source, scorer, "before")
+    write_json(before, {"check": check_before})
     model, tokenizer = model_io.load_for_training(source, bf16=g.bf16)
     reward_funcs, weights = build_reward_functions(config, scorer=scorer,
                                                    end_token_ids=model_io.end_token_ids(model, tokenizer))
-    args = trl_config(config, out)
+    args = trl_config(config, work)
     args.reward_weights = weights
     prompts = grpo_prompts(config, "train")
     trainer = GRPOTrainer(
         model=model, reward_funcs=reward_funcs, args=args, processing_class=tokenizer,
         train_dataset=Dataset.from_list(prompts), peft_config=model_io.peft_config(config, model),
-        callbacks=[JsonlLogCallback(out / "train_log.jsonl"),
-                   TensorBoardCallback(tb_writer=SummaryWriter(str(out / "tensorboard"))), *(callbacks or [])])
-    resume_step = int(resume.name.rsplit("-", 1)[1]) if resume else 0
-    if resume is not None:
-        log.info("resuming GRPO from %s (step %d of %d)", resume, resume_step, g.max_steps)
-        truncate_log(out / "train_log.jsonl", resume_step)
+        callbacks=[JsonlLogCallback(work / "train_log.jsonl"),
+                   TensorBoardCallback(tb_writer=SummaryWriter(str(work / "tensorboard"))), *(callbacks or [])])
     log.info("GRPO on %d train prompts: %d steps, %d completions per step, group %d (%s)", len(prompts), g.max_steps,
              g.per_device_batch_size * g.gradient_accumulation_steps, g.group_size,
              "LoRA" if model_io.uses_lora(config) else "full fine-tuning")
     train_start = time.perf_counter()
-    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    seconds_per_step = (time.perf_counter() - train_start) / max(1, trainer.state.global_step - resume_step)
-    if not model_io.save_trained(trainer, tokenizer, out):
-        return out  # another process of a multi-GPU run writes the model, the plot and the check
-    plot_training_curves(out / "train_log.jsonl", out / "training_curves.png")
-    check_after = _check(config, str(out), scorer, "after")
+    resumed_at = model_io.train_resumable(trainer, staged, work / "train_log.jsonl")
+    seconds_per_step = (time.perf_counter() - train_start) / max(1, trainer.state.global_step - resumed_at)
+    if not model_io.save_trained(trainer, tokenizer, work):
+        return staged.out  # another process of a multi-GPU run writes the model, the plot and the check
+    plot_training_curves(work / "train_log.jsonl", work / "training_curves.png")
+    check_after = _check(config, str(work), scorer, "after")
+    if check_after:
+        check_after["model"] = str(staged.out)  # where it will be
     checks = {"before": check_before, "after": check_after}
     comparison = compare_checks(check_after, check_before) if check_before and check_after else None
-    (out / "check.json").write_text(json.dumps({**checks, "comparison": comparison}, indent=2))
-    seconds = time.perf_counter() - start
-    details = {"source": source, "steps": trainer.state.global_step, "resumed_from": str(resume) if resume else None,
+    write_json(work / "check.json", {**checks, "comparison": comparison})
+    details = {"source": source, "steps": trainer.state.global_step, "resumed_at_step": resumed_at,
                "seconds_per_step": round(seconds_per_step, 2), "reward_weights": dict(zip(
                    [f.__name__ for f in reward_funcs], weights)),
                "check": {k: _summary(v) for k, v in checks.items()}, "check_comparison": comparison,
-               "path": str(out)}
-    model_io.mark_done(out, key, **details)
+               "path": str(staged.out)}
+    out = staged.commit(**details)
+    seconds = time.perf_counter() - start
     record_stage(config.run_path, config, "policy_grpo", seconds, **details)
     log.info("GRPO done in %.0f s (%.1f s/step): %s", seconds, seconds_per_step, out)
     for when, c in checks.items():

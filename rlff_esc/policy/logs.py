@@ -12,7 +12,7 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-from rlff_esc.jsonl import append_jsonl, write_jsonl
+from rlff_esc.jsonl import append_jsonl, iter_jsonl, write_jsonl
 
 
 class JsonlLogCallback(TrainerCallback):
@@ -32,9 +32,10 @@ def read_log(path: Path) -> list[dict]:
 
 
 def truncate_log(path: Path, last_step: int) -> None:
-    """Keep only the lines up to ``last_step`` (the checkpoint a resumed run continues from)."""
-    rows = read_log(path)
-    if rows:
+    """Keep only the lines up to ``last_step`` (the checkpoint a resumed run continues from); a line
+    torn by a kill goes too."""
+    if Path(path).exists():
+        rows = [r for _, r in iter_jsonl(path) if isinstance(r, dict)]
         write_jsonl(path, [r for r in rows if r.get("step", 0) <= last_step])
 
 

@@ -5,15 +5,13 @@ Training uses LoRA by default (CPU) or full fine-tuning; either way the saved ``
 ``LocalBackend``, vLLM and the chat server need no PEFT code. Intermediate TRL checkpoints keep TRL's
 own layout (adapter only under LoRA) because resuming reads them back through the trainer.
 
-A stage writes ``stage.json`` (a fingerprint of its inputs) last; a re-run with the same fingerprint
-skips the work.
+Both training stages build their folder in ``<folder>.partial/`` with checkpoints every
+``save_steps`` and swap it in once complete (:class:`rlff_esc.stages.StagedFolder`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
+import logging
 import shutil
 from pathlib import Path
 
@@ -22,7 +20,7 @@ import torch
 from rlff_esc.config import Config
 from rlff_esc.llm.embedded import resolve_model
 
-STAGE_FILE = "stage.json"
+log = logging.getLogger(__name__)
 
 
 def uses_lora(config: Config) -> bool:
@@ -108,37 +106,15 @@ def save_trained(trainer, tokenizer, path: Path) -> bool:
     return True
 
 
-def fingerprint(**inputs) -> str:
-    """A stable hash of a stage's inputs (config sections, source model, data file sizes/mtimes)."""
-    blob = json.dumps(inputs, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+def train_resumable(trainer, staged, log_file: Path) -> int:
+    """Train, continuing from the staged folder's last checkpoint when there is one (the log's lines
+    past that step, written by the interrupted run, are dropped); returns the step it resumed from."""
+    from rlff_esc.policy.logs import truncate_log
 
-
-def file_signature(path: Path) -> str | None:
-    if not path.exists():
-        return None
-    if path.is_dir():
-        path = path / STAGE_FILE if (path / STAGE_FILE).exists() else path / "config.json"
-    stat = path.stat()
-    return f"{stat.st_size}:{int(stat.st_mtime)}"
-
-
-def is_done(out_dir: Path, key: str) -> bool:
-    stage = out_dir / STAGE_FILE
-    return stage.exists() and json.loads(stage.read_text()).get("fingerprint") == key
-
-
-def mark_done(out_dir: Path, key: str, **details) -> None:
-    tmp = out_dir / f".{STAGE_FILE}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps({"fingerprint": key, **details}, indent=2))
-    os.replace(tmp, out_dir / STAGE_FILE)
-
-
-def clear_outputs(out_dir: Path, keep: tuple[str, ...] = ()) -> None:
-    """Remove a stage's previous outputs (a forced or changed re-run), keeping the named entries."""
-    if not out_dir.exists():
-        return
-    for entry in out_dir.iterdir():
-        if entry.name in keep:
-            continue
-        shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    resume = staged.last_checkpoint()
+    step = int(resume.name.rsplit("-", 1)[1]) if resume else 0
+    if resume is not None:
+        log.info("resuming from %s (step %d of %d)", resume, step, trainer.args.max_steps)
+    truncate_log(log_file, step)
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    return step

@@ -118,8 +118,7 @@ class RepetitionReward:
 
 
 def reward_model_path(config: Config) -> Path:
-    path = config.policy.reward_model_path
-    return config.resolve(path) if path else config.run_path / "reward_model"
+    return config.paths.scorer
 
 
 def load_scorer(config: Config):

@@ -9,18 +9,18 @@ Objectives (``reward_model.objective``):
 * ``classification``: the ``success`` label (binary cross-entropy on one logit), with ``Trainer``.
 
 The stage is skipped when ``<run>/reward_model/`` already holds a model trained from the same
-trajectories (SHA-256) with the same settings, unless ``force``. The new model is written to a
-temporary folder and swapped in only once it is complete, so an interrupted run leaves the old one.
+trajectories and contexts (SHA-256), backbone weights and settings, unless ``force``. The new model is
+trained in ``<run>/reward_model.partial/`` with a checkpoint every ``reward_model.save_steps`` steps
+and swapped in only once it is complete: a killed run leaves the old model and resumes from the last
+checkpoint.
 :func:`cross_validate` measures the same settings by K-fold cross-validation over dialogues, for data
 sets too small for one held-out split to say much.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import random
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -31,33 +31,44 @@ from torch import nn
 from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
 
 from rlff_esc.config import Config, RewardModelConfig
-from rlff_esc.data.splits import sha256_file
 from rlff_esc.errors import RlffError
+from rlff_esc.jsonl import read_json, write_json
 from rlff_esc.manifest import record_stage
 from rlff_esc.reward_model import metrics as M
 from rlff_esc.reward_model.data import Item, Pair, build_pairs, load_items, split_by_dialogue
 from rlff_esc.reward_model.inputs import encode
-from rlff_esc.reward_model.model import load_backbone, read_info, save_reward_model
+from rlff_esc.reward_model.model import load_backbone, save_reward_model
 from rlff_esc.reward_model.scoring import RewardModelScorer
+from rlff_esc.stages import StagedFolder, file_digest, model_digest
 
 log = logging.getLogger(__name__)
 
 
-def output_path(config: Config) -> Path:
-    rm = config.reward_model
-    return config.resolve(rm.output_dir) if rm.output_dir else config.run_path / "reward_model"
-
-
-def _training_args(cls, rm: RewardModelConfig, seed: int, output_dir: str, **extra):
+def _training_args(cls, rm: RewardModelConfig, seed: int, checkpoints: Path | None, scratch: str, **extra):
+    """Checkpoints every ``save_steps`` into ``checkpoints`` (none when None: cross-validation folds)."""
     cuda = torch.cuda.is_available()
-    return cls(output_dir=output_dir, num_train_epochs=rm.epochs, per_device_train_batch_size=rm.batch_size,
-               learning_rate=rm.learning_rate, lr_scheduler_type="linear", logging_steps=5,
-               save_strategy="no", report_to="none", seed=seed, use_cpu=not cuda,
+    saving = {"save_strategy": "steps", "save_steps": rm.save_steps, "save_total_limit": 2} if checkpoints else \
+        {"save_strategy": "no"}
+    return cls(output_dir=str(checkpoints or scratch), num_train_epochs=rm.epochs,
+               per_device_train_batch_size=rm.batch_size, learning_rate=rm.learning_rate,
+               lr_scheduler_type="linear", logging_steps=5, report_to="none", seed=seed, use_cpu=not cuda,
                bf16=cuda and torch.cuda.is_bf16_supported(), activation_checkpointing=False,
-               dataloader_num_workers=0, **extra)
+               dataloader_num_workers=0, **saving, **extra)
 
 
-def fit_pairwise(model, tokenizer, items: list[Item], pairs: list[Pair], rm: RewardModelConfig, seed: int):
+def _train(trainer, staged: StagedFolder | None) -> None:
+    resume = staged.last_checkpoint() if staged else None
+    if resume is not None:
+        log.info("reward model: resuming from %s", resume)
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+
+
+def _checkpoints(staged: StagedFolder | None) -> Path | None:
+    return staged.partial / "checkpoints" if staged else None
+
+
+def fit_pairwise(model, tokenizer, items: list[Item], pairs: list[Pair], rm: RewardModelConfig, seed: int,
+                 staged: StagedFolder | None = None):
     """Bradley–Terry training with TRL's RewardTrainer on pre-tokenised (chosen_ids, rejected_ids)."""
     from trl import RewardConfig, RewardTrainer
 
@@ -66,10 +77,10 @@ def fit_pairwise(model, tokenizer, items: list[Item], pairs: list[Pair], rm: Rew
              **({"margin": p.margin} if rm.use_margin else {})} for p in pairs]
     with tempfile.TemporaryDirectory(prefix="rlff-rm-") as scratch:
         # max_length=None: inputs are already cut to max_length from the left (RewardTrainer would drop them)
-        args = _training_args(RewardConfig, rm, seed, scratch, max_length=None)
+        args = _training_args(RewardConfig, rm, seed, _checkpoints(staged), scratch, max_length=None)
         trainer = RewardTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
                                 processing_class=tokenizer)
-        trainer.train()
+        _train(trainer, staged)
     return trainer.model
 
 
@@ -87,7 +98,8 @@ class PointwiseTrainer(Trainer):
         return (loss, outputs) if return_outputs else loss
 
 
-def fit_pointwise(model, tokenizer, items: list[Item], rm: RewardModelConfig, seed: int):
+def fit_pointwise(model, tokenizer, items: list[Item], rm: RewardModelConfig, seed: int,
+                  staged: StagedFolder | None = None):
     if rm.objective == "classification":
         rows = [{"input_ids": encode(tokenizer, i.history, i.reply, rm.max_length), "labels": i.success}
                 for i in items if i.success is not None]
@@ -97,11 +109,12 @@ def fit_pointwise(model, tokenizer, items: list[Item], rm: RewardModelConfig, se
     if not rows:
         raise RlffError("reward_model.objective: classification needs rewards.success in the trajectories")
     with tempfile.TemporaryDirectory(prefix="rlff-rm-") as scratch:
-        args = _training_args(TrainingArguments, rm, seed, scratch, remove_unused_columns=False)
+        args = _training_args(TrainingArguments, rm, seed, _checkpoints(staged), scratch,
+                              remove_unused_columns=False)
         trainer = PointwiseTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
                                    data_collator=DataCollatorWithPadding(tokenizer), processing_class=tokenizer,
                                    loss="bce" if rm.objective == "classification" else "mse")
-        trainer.train()
+        _train(trainer, staged)
     return trainer.model
 
 
@@ -110,8 +123,10 @@ def _describe(items: list[Item], pairs: list[Pair]) -> dict:
             "dialogues": len({i.case_id for i in items})}
 
 
-def fit_and_save(rm: RewardModelConfig, seed: int, train: list[Item], folder: Path, info: dict) -> float:
-    """Train a fresh model on ``train`` and save it (HF format) to ``folder``; returns training seconds."""
+def fit_and_save(rm: RewardModelConfig, seed: int, train: list[Item], folder: Path, info: dict,
+                 staged: StagedFolder | None = None) -> float:
+    """Train a fresh model on ``train`` and save it (HF format) to ``folder``; returns training seconds.
+    With ``staged``, training checkpoints go to its partial folder and resume from the last one."""
     pairs = build_pairs(train, rm.margin_threshold)
     if rm.objective == "pairwise" and not pairs:
         raise RlffError(f"no training pair has a reward gap above reward_model.margin_threshold="
@@ -121,9 +136,9 @@ def fit_and_save(rm: RewardModelConfig, seed: int, train: list[Item], folder: Pa
                                            rm.pooling)
     start = time.perf_counter()
     if rm.objective == "pairwise":
-        model = fit_pairwise(model, tokenizer, train, pairs, rm, seed)
+        model = fit_pairwise(model, tokenizer, train, pairs, rm, seed, staged)
     else:
-        model = fit_pointwise(model, tokenizer, train, rm, seed)
+        model = fit_pointwise(model, tokenizer, train, rm, seed, staged)
     seconds = time.perf_counter() - start
     save_reward_model(model, tokenizer, folder, {
         "backbone": rm.backbone, "head": head, "objective": rm.objective, "max_length": rm.max_length,
@@ -149,46 +164,48 @@ def compare_scorers(items: list[Item], model_scores: list[float], margin_thresho
             "minilm_similarity": M.evaluate_scores(items, pairs, M.similarity_scores(items, encoder))}
 
 
+def reward_model_inputs(config: Config) -> dict:
+    paths, rm = config.paths, config.reward_model
+    return {"trajectories": file_digest(paths.trajectories()), "contexts": file_digest(paths.contexts),
+            "reward": config.simulate.reward, "seed": config.seed, "backbone": model_digest(rm.backbone),
+            "settings": rm.model_dump(mode="json", exclude={"save_steps", "score_batch_size", "output_dir"})}
+
+
 def train_reward_model(config: Config, force: bool = False) -> dict:
     """Train, save (HF format) and evaluate the reward model; returns the metrics (also in metrics.json)."""
-    rm, run = config.reward_model, config.run_path
-    trajectories, out = run / "trajectories.jsonl", output_path(config)
+    rm, paths = config.reward_model, config.paths
+    trajectories = paths.trajectories()
     if not trajectories.exists():
         raise RlffError(f"{trajectories} not found: run `rlff-esc simulate` first")
-    fingerprint = {"trajectories_sha256": sha256_file(trajectories), "reward": config.simulate.reward,
-                   "seed": config.seed, "settings": rm.model_dump(mode="json")}
-    info = read_info(out)
-    if not force and info and info.get("fingerprint") == fingerprint and (out / "metrics.json").exists():
+    staged = StagedFolder(paths.reward_model, reward_model_inputs(config))
+    if not force and staged.done() and (staged.out / "metrics.json").exists():
         log.info("%s already holds a reward model trained on these trajectories with these settings; "
-                 "skipping (use --force to retrain)", out)
-        return {**json.loads((out / "metrics.json").read_text()), "skipped": True}
+                 "skipping (use --force to retrain)", staged.out)
+        return {**read_json(staged.out / "metrics.json"), "skipped": True}
 
     start = time.perf_counter()
-    items, skipped = load_items(trajectories, run / "contexts.jsonl", config.simulate.reward)
+    items, skipped = load_items(trajectories, paths.contexts, config.simulate.reward)
     for reason, n in skipped.items():
         log.warning("skipped %d trajectory record(s): %s", n, reason)
     train, heldout = split_by_dialogue(items, rm.heldout_fraction, config.seed)
     train_pairs = build_pairs(train, rm.margin_threshold)
     log.info("reward model: %d replies (%d train / %d held-out), %d training pairs; backbone %s, objective %s",
              len(items), len(train), len(heldout), len(train_pairs), rm.backbone, rm.objective)
-    tmp = out.with_name(f".{out.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    fit_seconds = fit_and_save(rm, config.seed, train, tmp, {"reward": config.simulate.reward,
-                                                             "fingerprint": fingerprint})
-    train_scores = _score(tmp, train, rm.score_batch_size)
+    work = staged.open(force)
+    fit_seconds = fit_and_save(rm, config.seed, train, work, {"reward": config.simulate.reward}, staged)
+    train_scores = _score(work, train, rm.score_batch_size)
     metrics = {"backbone": rm.backbone, "objective": rm.objective, "reward": config.simulate.reward,
                "skipped_records": dict(skipped), "fit_seconds": round(fit_seconds, 2),
                "train": {**_describe(train, train_pairs),
                          "pairwise_accuracy": M.rounded(M.pairwise_accuracy(train_pairs, train_scores))},
                "heldout": _describe(heldout, build_pairs(heldout, rm.margin_threshold)),
-               "scorers": compare_scorers(heldout, _score(tmp, heldout, rm.score_batch_size), rm.margin_threshold)}
-    (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
+               "scorers": compare_scorers(heldout, _score(work, heldout, rm.score_batch_size), rm.margin_threshold)}
+    write_json(work / "metrics.json", metrics)
+    out = staged.commit()
 
     seconds = time.perf_counter() - start
-    record_stage(run, config, "reward_model", seconds, path=str(out),
-                 trajectories_sha256=fingerprint["trajectories_sha256"],
+    record_stage(paths.root, config, "reward_model", seconds, path=str(out),
+                 trajectories_sha256=staged.inputs["trajectories"],
                  heldout_pairwise_accuracy={k: v["pairwise_accuracy"] for k, v in metrics["scorers"].items()})
     log.info("reward model saved to %s (%.1f s); held-out metrics:\n%s", out, seconds, M.format_table(metrics))
     return {**metrics, "skipped": False}
@@ -202,8 +219,8 @@ def cross_validate(config: Config, folds: int) -> dict:
     model that never saw its dialogue. Pairwise accuracy and within-context Kendall compare replies of
     one context, so one fold model; pooled Spearman/Kendall/AUC mix the scales of the fold models.
     """
-    rm, run = config.reward_model, config.run_path
-    items, _ = load_items(run / "trajectories.jsonl", run / "contexts.jsonl", config.simulate.reward)
+    rm, paths = config.reward_model, config.paths
+    items, _ = load_items(paths.trajectories(), paths.contexts, config.simulate.reward)
     cases = sorted({i.case_id for i in items})
     if not 2 <= folds <= len(cases):
         raise RlffError(f"--cv-folds {folds}: needs 2 to {len(cases)} (the number of dialogues)")
@@ -218,8 +235,6 @@ def cross_validate(config: Config, folds: int) -> dict:
             scores.update(zip(indices, _score(Path(folder), [items[k] for k in indices], rm.score_batch_size)))
     metrics = {"folds": folds, "heldout": _describe(items, build_pairs(items, rm.margin_threshold)),
                "scorers": compare_scorers(items, [scores[k] for k in range(len(items))], rm.margin_threshold)}
-    out = output_path(config)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "cv_metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_json(paths.reward_model / "cv_metrics.json", metrics)
     log.info("%d-fold cross-validation:\n%s", folds, M.format_table(metrics))
     return metrics

@@ -20,10 +20,8 @@ interrupted ladder resumes, and the figures to ``<run>/ladder/ladder.json``.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -33,7 +31,7 @@ from rlff_esc.data.prepare import read_cases
 from rlff_esc.data.schema import Context
 from rlff_esc.errors import RlffError
 from rlff_esc.evaluate.stats import interval, mean_of
-from rlff_esc.jsonl import append_jsonl
+from rlff_esc.jsonl import append_jsonl, write_json
 from rlff_esc.ladder_replies import DISMISSIVE_REPLIES, GENERIC_REPLIES
 from rlff_esc.simulate.engine import Item
 from rlff_esc.simulate.store import open_store, settings_fingerprint, stable_int
@@ -110,15 +108,15 @@ def run_ladder(config: Config, n: int = 48, kinds: tuple[str, ...] = KINDS, rewa
     unknown = [k for k in kinds if k not in KINDS]
     if unknown:
         raise RlffError(f"ladder kinds: unknown {unknown}; known: {', '.join(KINDS)}")
-    sim, run = config.simulate, config.run_path
-    cases_file = run / "cases.jsonl"
+    sim, paths = config.simulate, config.paths
+    cases_file = paths.cases
     if not cases_file.exists():
         raise RlffError(f"{cases_file} not found: run `rlff-esc data prepare` first")
     contexts = ladder_contexts(read_cases(cases_file), n, config.seed)
     if len(contexts) < n:
         log.warning("ladder: only %d held-out dialogues with a gold reply (asked for %d)", len(contexts), n)
     replies = ladder_replies(contexts, config.seed)
-    out_dir = run / "ladder"
+    out_dir = paths.ladder
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / "trajectories.jsonl"
     if force and out.exists():
@@ -164,21 +162,15 @@ def run_ladder(config: Config, n: int = 48, kinds: tuple[str, ...] = KINDS, rewa
 
 def _reward_model_figures(config: Config, contexts, replies, kinds, samples: int) -> dict | None:
     """The trained reward model's scores of the same replies (None when there is no reward model)."""
-    from rlff_esc.policy.rewards import load_scorer, reward_model_path
+    from rlff_esc.policy.rewards import load_scorer
 
-    if not reward_model_path(config).exists():
-        log.info("ladder: no reward model at %s; scoring only the chain", reward_model_path(config))
+    if not config.paths.scorer.exists():
+        log.info("ladder: no reward model at %s; scoring only the chain", config.paths.scorer)
         return None
     scorer = load_scorer(config)
     scores = {k: [float(s) for s in scorer.score([c.history for c in contexts],
                                                  [replies[(c.id, k)] for c in contexts])] for k in kinds}
-    return {**ladder_figures(scores, samples=samples, seed=config.seed), "path": str(reward_model_path(config))}
-
-
-def write_json(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    tmp.replace(path)
+    return {**ladder_figures(scores, samples=samples, seed=config.seed), "path": str(config.paths.scorer)}
 
 
 def format_ladder(report: dict) -> str:

@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from statistics import mean
 
+from filelock import FileLock, Timeout
 from tqdm import tqdm
 
 from rlff_esc.agents.factory import build_critic
@@ -27,18 +28,14 @@ from rlff_esc.data.prepare import cap_contexts, read_contexts
 from rlff_esc.errors import RlffError
 from rlff_esc.jsonl import append_jsonl
 from rlff_esc.llm.registry import build_backend
-from rlff_esc.manifest import record_stage
+from rlff_esc.manifest import read_manifest, record_stage
 from rlff_esc.simulate.engine import Engine, Item
 from rlff_esc.simulate.meter import MeteredBackend
-from rlff_esc.simulate.store import (in_shard, open_store, parse_shard, settings_fingerprint, stable_int,
-                                     store_path)
+from rlff_esc.simulate.store import (check_inputs, in_shard, open_store, parse_shard, record_inputs,
+                                     settings_fingerprint, stable_int)
+from rlff_esc.stages import folder_digest, model_inputs
 
 log = logging.getLogger(__name__)
-
-# ModelSpec fields that change speed or where a model runs, never what it says.
-_PERFORMANCE_FIELDS = {"base_urls", "api_key_env", "max_concurrency", "timeout_s", "max_retries", "batch_size", "device",
-                       "share_prefixes"}
-
 
 def policy_spec(config: Config) -> ModelSpec:
     """The model proposing candidates: ``simulate.policy_path`` when that folder exists (e.g. the SFT
@@ -54,14 +51,18 @@ def policy_spec(config: Config) -> ModelSpec:
 
 
 def simulation_settings(config: Config, policy: ModelSpec) -> dict:
-    """Everything that changes what a trajectory contains (batch sizes and replicas do not)."""
+    """Everything that changes what a trajectory contains (batch sizes and replicas do not). Local
+    models and the learned critic stand by the content of their weights, not their paths, so a
+    retrained warm-up or critic does not pass for the one that simulated the file."""
     # futures is left out: it sets how many records there are, not what one contains (more futures
     # of a finished run resume it)
     sim = config.simulate.model_dump(mode="json", exclude={"batch_contexts", "contexts_split", "policy_path",
                                                            "max_contexts", "futures"})
-    models = {role: getattr(config.models, role).model_dump(mode="json", exclude=_PERFORMANCE_FIELDS)
-              for role in ("seeker", "supporter", "critic")}
-    models["policy"] = policy.model_dump(mode="json", exclude=_PERFORMANCE_FIELDS)
+    specs = {role: getattr(config.models, role) for role in ("seeker", "supporter", "critic")}
+    specs["policy"] = policy
+    models = {role: model_inputs(spec) for role, spec in specs.items()}
+    if sim["critic"]["kind"] == "learned":
+        models["critic"] = {"learned_weights": folder_digest(config.paths.learned_critic())}
     return {"simulate": sim, "models": models, "seed": config.seed,
             "policy": {"reasoning": config.policy.reasoning, "max_history_turns": config.policy.max_history_turns}}
 
@@ -118,7 +119,7 @@ def simulate(config: Config, shard: tuple[int, int] | str | None = None, force: 
     if isinstance(shard, str):
         shard = parse_shard(shard)
     run = config.run_path
-    contexts_file = run / "contexts.jsonl"
+    contexts_file = config.paths.contexts
     if not contexts_file.exists():
         raise RlffError(f"{contexts_file} not found: run `rlff-esc data prepare` first")
     contexts = cap_contexts(read_contexts(contexts_file, sim.contexts_split), sim.max_contexts)
@@ -126,35 +127,43 @@ def simulate(config: Config, shard: tuple[int, int] | str | None = None, force: 
     if not contexts:
         raise RlffError(f"{contexts_file}: no contexts of split {sim.contexts_split!r} (simulate.contexts_split)"
                         + (f" in shard {shard[0]}/{shard[1]}" if shard else ""))
-    out = store_path(run, shard)
-    if force and out.exists():
-        out.unlink()
+    out = config.paths.trajectories(shard)
     policy = policy_spec(config)
-    settings = settings_fingerprint(simulation_settings(config, policy))
-    done = open_store(out, settings)
-    items = make_items(config, contexts)
-    todo = [it for it in items if it.key not in done]
-    log.info("simulate: %d contexts × %d candidates × %d futures, horizon %d: %d trajectories, %d already in %s",
-             len(contexts), sim.candidates, sim.futures, sim.horizon, len(items), len(items) - len(todo), out)
-
-    seeker_stats: Counter = Counter()
-    supporter_stats: Counter = Counter()
-    tokens, model_seconds = 0, 0.0
-    if todo:
-        engine = build_engine(config, policy, settings)
-        bar = tqdm(total=len(items), initial=len(items) - len(todo), unit="traj", desc="simulate",
-                   dynamic_ncols=True)
-        started = time.perf_counter()
-        engine.on_step = lambda step: bar.set_postfix_str(f"{_rate(engine, started)} · {step}")
-        for batch in context_batches(todo, sim.batch_contexts):
-            append_jsonl(out, engine.run(batch))
-            bar.update(len(batch))
-        bar.set_postfix_str(_rate(engine, started))
-        bar.close()
-        seeker_stats, supporter_stats = engine.seeker.stats, engine.supporter.stats
-        tokens = sum(m.tokens for m in engine.meters)
-        model_seconds = time.perf_counter() - started
-    records = list(open_store(out, settings).values())
+    inputs = simulation_settings(config, policy)
+    settings = settings_fingerprint(inputs)
+    try:
+        lock = FileLock(str(out.with_name(f".{out.name}.lock")), timeout=0).acquire()
+    except Timeout:
+        raise RlffError(f"{out} is being written by another process; wait for it to finish, or give each "
+                        "process its own --shard") from None
+    with lock:
+        if force and out.exists():
+            out.unlink()
+        check_inputs(out, settings, inputs)
+        done = open_store(out, settings)
+        items = make_items(config, contexts)
+        todo = [it for it in items if it.key not in done]
+        log.info("simulate: %d contexts × %d candidates × %d futures, horizon %d: %d trajectories, %d already in %s",
+                 len(contexts), sim.candidates, sim.futures, sim.horizon, len(items), len(items) - len(todo), out)
+        seeker_stats: Counter = Counter()
+        supporter_stats: Counter = Counter()
+        tokens, model_seconds = 0, 0.0
+        if todo:
+            record_inputs(out, settings, inputs)
+            engine = build_engine(config, policy, settings)
+            bar = tqdm(total=len(items), initial=len(items) - len(todo), unit="traj", desc="simulate",
+                       dynamic_ncols=True)
+            started = time.perf_counter()
+            engine.on_step = lambda step: bar.set_postfix_str(f"{_rate(engine, started)} · {step}")
+            for batch in context_batches(todo, sim.batch_contexts):
+                append_jsonl(out, engine.run(batch))
+                bar.update(len(batch))
+            bar.set_postfix_str(_rate(engine, started))
+            bar.close()
+            seeker_stats, supporter_stats = engine.seeker.stats, engine.supporter.stats
+            tokens = sum(m.tokens for m in engine.meters)
+            model_seconds = time.perf_counter() - started
+        records = list(open_store(out, settings).values())
     summary = summarize(records, len(items))
     summary.update({
         "file": str(out), "shard": f"{shard[0]}/{shard[1]}" if shard else None,
@@ -164,7 +173,8 @@ def simulate(config: Config, shard: tuple[int, int] | str | None = None, force: 
         "reward": sim.reward, "settings": settings,
     })
     stage = "simulate" if shard is None else f"simulate-shard-{shard[0]}-of-{shard[1]}"
-    record_stage(run, config, stage, time.perf_counter() - start, **summary)
+    if todo or stage not in read_manifest(run).get("stages", {}):  # a finished file changes nothing
+        record_stage(run, config, stage, time.perf_counter() - start, **summary)
     return summary
 
 

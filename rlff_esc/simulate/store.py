@@ -8,8 +8,10 @@ without its newline: :func:`open_store` cuts the file back to its last newline b
 appended, so the interrupted records are simply simulated again. (3) On restart the keys already on
 disk are skipped. Together: no record lost, none duplicated.
 
-Each record carries ``settings``, a fingerprint of everything that changes a trajectory (models,
-horizon, sampling, seed...). Resuming a file made with other settings is refused rather than mixed.
+Each record carries ``settings``, a fingerprint of everything that changes a trajectory (the models'
+weights, the critic, horizon, sampling, seed...). Resuming a file made with other settings is refused
+rather than mixed, naming the inputs that changed: ``<file>.inputs.json`` beside it keeps the inputs
+behind each fingerprint. One process writes a file at a time (the caller holds a lock).
 """
 
 from __future__ import annotations
@@ -17,15 +19,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 
 from rlff_esc.errors import DataError, RlffError
-from rlff_esc.jsonl import iter_jsonl, read_jsonl, write_jsonl
+from rlff_esc.jsonl import iter_jsonl, read_json, read_jsonl, repair_partial_line, write_json, write_jsonl
+from rlff_esc.stages import changed_inputs
 
 log = logging.getLogger(__name__)
-
-FILE = "trajectories.jsonl"
 
 
 def trajectory_key(context_id: str, candidate: int, seed: int, future: int = 0) -> str:
@@ -56,37 +56,6 @@ def in_shard(context_id: str, shard: tuple[int, int] | None) -> bool:
     return shard is None or stable_int("shard", context_id) % shard[1] == shard[0]
 
 
-def store_path(run_dir: Path, shard: tuple[int, int] | None) -> Path:
-    return run_dir / (FILE if shard is None else f"trajectories.shard-{shard[0]}-of-{shard[1]}.jsonl")
-
-
-def repair_partial_line(path: Path) -> int:
-    """Cut a partial last line (a write interrupted by a kill) back to the last newline; returns the
-    number of bytes removed."""
-    if not path.exists() or path.stat().st_size == 0:
-        return 0
-    with open(path, "rb+") as f:
-        f.seek(-1, os.SEEK_END)
-        if f.read(1) == b"\n":
-            return 0
-        size = f.seek(0, os.SEEK_END)
-        keep, block = 0, 1 << 16
-        position = size
-        while position > 0:  # search backwards for the last newline
-            start = max(0, position - block)
-            f.seek(start)
-            chunk = f.read(position - start)
-            index = chunk.rfind(b"\n")
-            if index != -1:
-                keep = start + index + 1
-                break
-            position = start
-        f.truncate(keep)
-        f.flush()
-        os.fsync(f.fileno())
-    return size - keep
-
-
 def open_store(path: Path, settings: str) -> dict[str, dict]:
     """Prepare ``path`` for appending and return the records already in it, by key.
 
@@ -113,6 +82,36 @@ def open_store(path: Path, settings: str) -> dict[str, dict]:
                             "use --force to start over, or choose another run_dir")
         records[key] = obj
     return records
+
+
+def inputs_path(path: Path) -> Path:
+    return path.with_suffix(".inputs.json")
+
+
+def record_inputs(path: Path, settings: str, inputs: dict) -> None:
+    """Keep the inputs behind a settings fingerprint beside the file, so a refusal can name what changed."""
+    known = read_json(inputs_path(path)) if inputs_path(path).exists() else {}
+    if settings not in known:
+        write_json(inputs_path(path), {**known, settings: inputs})
+
+
+def check_inputs(path: Path, settings: str, inputs: dict) -> None:
+    """Refuse a file whose trajectories were simulated with other inputs, naming the ones that changed."""
+    if not path.exists():
+        return
+    with open(path, "rb") as f:
+        first = f.readline()
+    try:
+        found = json.loads(first).get("settings")
+    except (ValueError, AttributeError):
+        return  # a torn or malformed first line: open_store names it
+    if found == settings:
+        return
+    old = read_json(inputs_path(path)).get(found) if inputs_path(path).exists() else None
+    changed = ", ".join(changed_inputs(old, inputs)) if old else "not recorded"
+    raise RlffError(f"{path}: its trajectories were simulated with other settings (changed: {changed}); "
+                    "resume with the same config and models, use --force to simulate them again, or choose "
+                    "another run_dir")
 
 
 def merge(out: Path, files: list[Path], overwrite: bool = False) -> int:
