@@ -52,7 +52,7 @@ class SafetyFlag:
     category: str  # one of CATEGORIES, or UNSAFE_REPLY for a policy reply
     source: str  # "lexicon", "classifier" or "reply"
     score: float  # the classifier's crisis probability (1.0 for a lexicon hit)
-    matched: str  # the lexicon pattern, or the classifier's highest window
+    matched: str  # the lexicon pattern ("" for the classifier: its window is the person's words)
     text: str  # the flagged message
     turn: int | None = None  # which user turn of the conversation (0-based), when screening one
 
@@ -60,7 +60,6 @@ class SafetyFlag:
         d = asdict(self)
         if not with_text:
             d.pop("text")
-            d["matched"] = d["matched"] if self.source == "lexicon" else ""
         return d
 
 
@@ -153,7 +152,7 @@ class SafetyLayer:
         todo = list({k: t for k, t in zip(keys, texts) if k not in self._verdicts}.items())
         found = self._detect([t for _, t in todo])
         for (key, _), flag in zip(todo, found):
-            self._verdicts[key] = flag
+            self._verdicts[key] = flag and SafetyFlag(**{**asdict(flag), "text": ""})  # no words kept
         self._log([f for f in found if f is not None])
         flags = []
         for key, text in zip(keys, texts):
@@ -170,12 +169,12 @@ class SafetyLayer:
             for i, text in enumerate(texts):
                 hit = self.lexicon.crisis(text)
                 if hit:
-                    flags[i] = SafetyFlag(hit[0], "lexicon", 1.0, hit[1], "")
+                    flags[i] = SafetyFlag(hit[0], "lexicon", 1.0, hit[1], text)
         if self.classifier is not None:
             todo = [i for i, f in enumerate(flags) if f is None and texts[i].strip()]
             for i, s in zip(todo, self.classifier.score([texts[i] for i in todo])):
                 if s is not None and s.crisis >= self.classifier.threshold:
-                    flags[i] = SafetyFlag(s.category, "classifier", round(s.crisis, 4), s.chunk, "")
+                    flags[i] = SafetyFlag(s.category, "classifier", round(s.crisis, 4), "", texts[i])
         return flags
 
     def screen_replies(self, replies: list[str]) -> list[SafetyFlag | None]:
