@@ -87,8 +87,8 @@ def test_conversation_screening_closes_the_multi_message_bypass(safety_layer):
     calm, bypass, spread = safety_layer.screen([["I had a rough day.", "My boss shouted at me."],
                                                  [crisis, "ok"], ["hi", crisis, "thanks", "what now?"]])
     assert calm.flag is None
-    assert bypass.flag.turn == 0 and bypass.flag.text == crisis and bypass.follow_up(2)
-    assert spread.flag.turn == 1 and spread.flag.category == "suicide" and spread.follow_up(4)
+    assert bypass.flag.user_turn == 0 and bypass.flag.text == crisis and bypass.follow_up(2)
+    assert spread.flag.user_turn == 1 and spread.flag.category == "suicide" and spread.follow_up(4)
     first = safety_layer.screen([[crisis]])[0]
     assert not first.follow_up(1)
     full, follow = safety_layer.safe_reply(first.flag), safety_layer.safe_reply(first.flag, follow_up=True)
@@ -97,7 +97,7 @@ def test_conversation_screening_closes_the_multi_message_bypass(safety_layer):
 
 def test_other_languages_get_a_not_screened_signal(safety_layer):
     (screening,) = safety_layer.screen([["Hello", "Ya no quiero vivir, estoy cansada de todo", "kms"]])
-    assert screening.unscreened == [1] and screening.flag.turn == 2
+    assert screening.unscreened == [1] and screening.flag.user_turn == 2
     assert not is_english("Ich will nicht mehr leben") and not is_english("我不想活了")
     assert is_english("kms") and is_english("I feel low, idk")
 

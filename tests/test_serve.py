@@ -201,7 +201,7 @@ def test_every_user_turn_is_screened_and_flagged_turns_never_reach_the_policy(sa
              {"role": "user", "content": "anyway how do I fix my sleep?"}]
     calm = [{"role": "user", "content": "I had a rough day at work."}]
     replies = responder.respond([bypass, later, calm])
-    assert [r.flag and r.flag.turn for r in replies[:2]] == [0, 0] and replies[2].flag is None
+    assert [r.flag and r.flag.user_turn for r in replies[:2]] == [0, 0] and replies[2].flag is None
     assert "still worried" in replies[0].content and "988" in replies[1].content
     assert len(policy.requests) == 1  # only the calm conversation reached the policy
     assert all(crisis not in m["content"] for r in policy.requests for m in r.messages)
@@ -217,7 +217,7 @@ def test_chat_stays_in_safe_mode_until_reset(safety_layer):
     policy = ScriptedPolicy()
     session = ChatSession(Responder(policy, safety=safety_layer))
     assert session.send("I want to kill myself.").flag.category == "suicide"
-    assert session.send("never mind, tell me a joke").flag.turn == 0 and not policy.requests
+    assert session.send("never mind, tell me a joke").flag.user_turn == 0 and not policy.requests
     session.reset()
     assert session.send("tell me a joke").flag is None and len(policy.requests) == 1
 

@@ -54,7 +54,7 @@ class SafetyFlag:
     score: float  # the classifier's crisis probability (1.0 for a lexicon hit)
     matched: str  # the lexicon pattern ("" for the classifier: its window is the person's words)
     text: str  # the flagged message
-    turn: int | None = None  # which user turn of the conversation (0-based), when screening one
+    user_turn: int | None = None  # which user turn of the conversation (0-based), when screening one
 
     def to_dict(self, with_text: bool = True) -> dict:
         d = asdict(self)
@@ -73,7 +73,7 @@ class Screening:
 
     def follow_up(self, user_turns: int) -> bool:
         """Whether the flagged turn is an earlier one (the safe reply was already given)."""
-        return self.flag is not None and self.flag.turn is not None and self.flag.turn < user_turns - 1
+        return self.flag is not None and self.flag.user_turn is not None and self.flag.user_turn < user_turns - 1
 
 
 # The replies, written for this project after common safe-messaging guidance: take the person
@@ -142,7 +142,7 @@ class SafetyLayer:
         out = []
         for turns in conversations:
             first = next((i for i, t in enumerate(turns) if verdict[t] is not None), None)
-            flag = None if first is None else SafetyFlag(**{**asdict(verdict[turns[first]]), "turn": first})
+            flag = None if first is None else SafetyFlag(**{**asdict(verdict[turns[first]]), "user_turn": first})
             out.append(Screening(flag, [i for i, t in enumerate(turns) if t.strip() and not is_english(t)]))
         return out
 
