@@ -35,7 +35,7 @@ from pathlib import Path
 from rlff_esc.config import SafetyConfig
 from rlff_esc.errors import ConfigError
 from rlff_esc.jsonl import append_jsonl
-from rlff_esc.safety.classifier import CATEGORIES, HEAD_FILE, CrisisClassifier
+from rlff_esc.safety.classifier import HEAD_FILE, CrisisClassifier
 from rlff_esc.safety.language import is_english
 from rlff_esc.safety.lexicon import Lexicon
 
@@ -49,7 +49,7 @@ NOT_SCREENED = "not screened: the safety layer only understands English"
 
 @dataclass
 class SafetyFlag:
-    category: str  # one of CATEGORIES, or UNSAFE_REPLY for a policy reply
+    category: str  # one of classifier.CATEGORIES, or UNSAFE_REPLY for a policy reply
     source: str  # "lexicon", "classifier" or "reply"
     score: float  # the classifier's crisis probability (1.0 for a lexicon hit)
     matched: str  # the lexicon pattern ("" for the classifier: its window is the person's words)
@@ -220,5 +220,3 @@ def _load_resources(path: str | Path) -> dict:
             raise ConfigError(f"{path}: field '{country}': needs 'emergency' and a non-empty 'crisis' list")
     return data
 
-
-__all__ = ["CATEGORIES", "NOT_SCREENED", "SafetyFlag", "SafetyLayer", "Screening", "UNSAFE_REPLY"]
