@@ -120,6 +120,7 @@ def test_a_flagged_dialogue_stays_in_safe_mode():
                         safety=FlagAll(), progress=False)
     supporter = [t["text"] for t in out[0]["turns"] if t["speaker"] == "supporter"]
     assert supporter == ["SAFE REPLY", "SAFE FOLLOW-UP", "SAFE FOLLOW-UP"]
+    assert [f["turn"] for f in out[0]["safety_flags"]] == [1]
     assert [n for n, _ in system.calls] == [1, 1, 1]  # only the other dialogue reached the system
 
 

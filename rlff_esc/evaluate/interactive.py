@@ -145,7 +145,8 @@ def _system_turn(system, states: list[_State], turn: int, seed: int, safety) -> 
         if flag is not None:
             follow_up = screens[k].follow_up(len(seeker[k]))
             states[k].turns.append(Turn(speaker="supporter", text=safety.safe_reply(flag, follow_up)))
-            states[k].safety.append({"turn": turn, **flag.to_dict()})
+            if not follow_up:  # a flag is recorded once, at the turn it was raised
+                states[k].safety.append({"turn": turn, **flag.to_dict()})
 
 
 def outcome_statistics(transcripts: list[dict], max_turns: int) -> dict:
