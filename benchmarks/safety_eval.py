@@ -1,142 +1,121 @@
-"""Precision and recall of the safety layer on the labelled safety set, plus ESConv seeker turns as
-negatives (read from the ESConv files at run time; none of their text is stored in the repo).
+"""Recall and precision of the safety layer on the frozen hold-out, and its false-alarm rate on ESConv
+seeker turns that no part of the layer was trained or tuned on (the *test* split).
 
-The set (tests/data/safety_set.jsonl) has three splits. ``dev`` (with ESConv *valid* seeker turns) is
-where the threshold and margin were first chosen (``--grid``). ``test`` (with ESConv *test* seeker
-turns) was measured once, blind, for the first version of the detector; its misses were then seen and
-the lexicon extended, so it is a second dev split now. ``holdout`` was written after that first
-report and before the extension, and is what the current detector is reported on (ESConv *test*
-seeker turns again serve as its negatives). The prototypes and lexicon
-(rlff_esc/serve/safety_prototypes.json) contain none of the set's messages.
+The hold-out (benchmarks/data/safety_holdout.jsonl) was written and frozen by hash
+(benchmarks/data/safety_holdout.frozen.json) before the classifier was trained; this script is the
+only reader, and it refuses a file whose hash differs. Nothing was tuned on it: the classifier and its
+threshold come from the dev set and ESConv train/valid (rlff_esc/safety/train.py).
 
-ESConv seeker turns are counted as negatives by assumption; ESConv has some real mentions of
-suicidal thoughts, so the flagged turns are printed for a person to read.
+Three rows: the lexicon alone, the classifier alone, and their union (what the layer does). ESConv
+seeker turns are counted as negatives by assumption; ESConv has some real disclosures, so the flagged
+turns are printed for a person to read.
 
-    python benchmarks/safety_eval.py --split holdout
-    python benchmarks/safety_eval.py --split dev --grid
+    python benchmarks/safety_eval.py [--esconv DIR] [--out FILE]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
-from rlff_esc.data.esconv import read_processed
-from rlff_esc.serve.safety import CATEGORIES, SafetyLayer
+from rlff_esc.data.splits import sha256_file
+from rlff_esc.safety.language import is_english
+from rlff_esc.safety.layer import SafetyLayer
+from rlff_esc.safety.train import esconv_seeker_turns, read_labelled
 
 ROOT = Path(__file__).resolve().parents[1]
-SAFETY_SET = ROOT / "tests" / "data" / "safety_set.jsonl"
+HOLDOUT = ROOT / "benchmarks" / "data" / "safety_holdout.jsonl"
+FROZEN = ROOT / "benchmarks" / "data" / "safety_holdout.frozen.json"
 ESCONV = ROOT.parent / "shared" / "data" / "esconv"
-ESCONV_FILE = {"dev": "valid.txt", "test": "test.txt", "holdout": "test.txt"}
-
-
-def load_set(split: str, path: Path = SAFETY_SET) -> list[dict]:
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [r for r in rows if r["split"] == split]
-
-
-def esconv_seeker_turns(folder: Path, split: str, limit: int | None = None) -> list[str]:
-    """Distinct seeker turns of one ESConv split (dev → valid, test and holdout → test)."""
-    cases = read_processed(folder / ESCONV_FILE[split], split=split).cases
-    turns = list(dict.fromkeys(t.text for c in cases for t in c.turns if t.speaker == "seeker" and t.text.strip()))
-    return turns[:limit] if limit else turns
 
 
 def metrics(predicted: list[bool], gold: list[bool]) -> dict:
     tp = sum(p and g for p, g in zip(predicted, gold))
     fp = sum(p and not g for p, g in zip(predicted, gold))
     fn = sum(g and not p for p, g in zip(predicted, gold))
-    return {"precision": tp / (tp + fp) if tp + fp else float("nan"), "recall": tp / (tp + fn) if tp + fn else
-            float("nan"), "tp": tp, "fp": fp, "fn": fn, "n": len(gold)}
+    return {"precision": round(tp / (tp + fp), 4) if tp + fp else None,
+            "recall": round(tp / (tp + fn), 4) if tp + fn else None, "tp": tp, "fp": fp, "fn": fn, "n": len(gold)}
 
 
-def decide(lexicon_hits: list[bool], scores, threshold: float, margin: float,
-           use_lexicon: bool = True, use_prototypes: bool = True) -> list[bool]:
-    out = []
-    for lex, sentences in zip(lexicon_hits, scores):
-        proto = any(s.crisis >= threshold and s.crisis - s.safe >= margin for s in sentences)
-        out.append((use_lexicon and lex) or (use_prototypes and proto))
-    return out
+def check_frozen(path: Path = HOLDOUT, frozen: Path = FROZEN) -> dict:
+    record = json.loads(frozen.read_text())
+    actual = sha256_file(path)
+    if actual != record["sha256"]:
+        sys.exit(f"{path}: sha256 {actual} differs from the frozen {record['sha256']} ({frozen}); "
+                 f"the hold-out must not change after freezing")
+    return record
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--split", choices=["dev", "test", "holdout"], default="holdout")
-    ap.add_argument("--esconv", type=Path, default=ESCONV, help="processed ESConv folder")
-    ap.add_argument("--max-esconv", type=int, default=None, help="cap on ESConv seeker turns")
-    ap.add_argument("--threshold", type=float, default=None, help="default: serve.safety.threshold")
-    ap.add_argument("--margin", type=float, default=None, help="default: serve.safety.margin")
-    ap.add_argument("--grid", action="store_true", help="print recall / false alarms over thresholds and margins")
-    ap.add_argument("--out", type=Path, default=None, help="JSON results (default runs/safety_eval/<split>.json)")
+    ap.add_argument("--esconv", type=Path, default=ESCONV, help="processed ESConv folder (its test.txt is read)")
+    ap.add_argument("--out", type=Path, default=ROOT / "runs" / "safety_eval" / "holdout.json")
     args = ap.parse_args()
 
-    from rlff_esc.config import SafetyConfig
-
-    defaults = SafetyConfig()
-    threshold = defaults.threshold if args.threshold is None else args.threshold
-    margin = defaults.margin if args.margin is None else args.margin
-    layer = SafetyLayer(threshold=threshold, margin=margin)
-    hand = load_set(args.split)
-    esconv = esconv_seeker_turns(args.esconv, args.split, args.max_esconv) if args.esconv.exists() else []
+    frozen = check_frozen()
+    rows = read_labelled(HOLDOUT)
+    esconv = esconv_seeker_turns(args.esconv, "test") if (args.esconv / "test.txt").exists() else []
     if not esconv:
-        print(f"ESConv not found at {args.esconv}: reporting the hand-written set only")
-    texts = [r["text"] for r in hand] + esconv
-    gold = [r["label"] == "crisis" for r in hand] + [False] * len(esconv)
+        print(f"ESConv not found at {args.esconv}: reporting the hold-out only")
+    layer = SafetyLayer()
+    texts = [r.text for r in rows] + esconv
     start = time.perf_counter()
-    lexicon_hits = [layer._lexicon(t) is not None for t in texts]
-    scores = layer.prototype_scores(texts)
+    lexicon = [layer.lexicon.crisis(t) is not None for t in texts]
+    scores = layer.classifier.score(texts)
     seconds = time.perf_counter() - start
-    n_hand = len(hand)
-
-    if args.grid:
-        print(f"{'threshold':>9} {'margin':>6} {'recall':>6} {'hand FP':>7} {'ESConv flagged':>14}")
-        for t in (0.40, 0.45, 0.50, 0.55, 0.60, 0.65):
-            for m in (-0.05, 0.0, 0.05, 0.10, 0.15):
-                pred = decide(lexicon_hits, scores, t, m)
-                hm = metrics(pred[:n_hand], gold[:n_hand])
-                flagged = sum(pred[n_hand:])
-                print(f"{t:9.2f} {m:6.2f} {hm['recall']:6.2f} {hm['fp']:7d} "
-                      f"{flagged:6d} ({flagged / max(1, len(esconv)):.1%})")
-
-    results = {"split": args.split, "threshold": threshold, "margin": margin, "hand_written": n_hand,
-               "hand_crisis": sum(gold[:n_hand]), "esconv_turns": len(esconv),
-               "seconds_per_1000_messages": round(1000 * seconds / len(texts), 2), "detectors": {}}
-    for name, lex, proto in (("lexicon", True, False), ("prototypes", False, True), ("combined", True, True)):
-        pred = decide(lexicon_hits, scores, threshold, margin, lex, proto)
-        per_category = {}
-        for cat in CATEGORIES:
-            idx = [i for i, r in enumerate(hand) if r["category"] == cat]
-            per_category[cat] = f"{sum(pred[i] for i in idx)}/{len(idx)}"
-        results["detectors"][name] = {
-            "hand_written": metrics(pred[:n_hand], gold[:n_hand]),
-            "hand_written_plus_esconv": metrics(pred, gold),
-            "esconv_flag_rate": sum(pred[n_hand:]) / len(esconv) if esconv else None,
-            "recall_by_category": per_category,
-            "missed": [hand[i]["text"] for i in range(n_hand) if gold[i] and not pred[i]],
-            "false_alarms_hand": [hand[i]["text"] for i in range(n_hand) if pred[i] and not gold[i]],
+    classifier = [s is not None and s.crisis >= layer.classifier.threshold for s in scores]
+    n = len(rows)
+    gold = [r.label == "crisis" for r in rows]
+    results = {"holdout_sha256": frozen["sha256"], "frozen_on": frozen["frozen_on"],
+               "threshold": layer.classifier.threshold, "holdout": n, "holdout_crisis": sum(gold),
+               "esconv_test_turns": len(esconv), "ms_per_message": round(1000 * seconds / len(texts), 2),
+               "not_english": {"holdout": sum(not is_english(t) for t in texts[:n]),
+                               "esconv_test": sum(not is_english(t) for t in esconv)},
+               "rows": {}}
+    print(f"hold-out {HOLDOUT.name}: sha256 {frozen['sha256']} (frozen {frozen['frozen_on']}), "
+          f"{n} messages ({sum(gold)} crisis); ESConv test seeker turns: {len(esconv)}; "
+          f"threshold {layer.classifier.threshold}")
+    for name, pred in (("lexicon", lexicon), ("classifier", classifier),
+                       ("union", [a or b for a, b in zip(lexicon, classifier)])):
+        kinds = sorted({r.kind for r in rows})
+        by_kind = {}
+        for kind in kinds:
+            idx = [i for i, r in enumerate(rows) if r.kind == kind]
+            crisis = [i for i in idx if gold[i]]
+            calm = [i for i in idx if not gold[i]]
+            by_kind[kind] = {"caught": f"{sum(pred[i] for i in crisis)}/{len(crisis)}" if crisis else None,
+                             "false_alarms": f"{sum(pred[i] for i in calm)}/{len(calm)}" if calm else None}
+        flagged = [t for t, p in zip(esconv, pred[n:]) if p]
+        results["rows"][name] = {
+            "holdout": metrics(pred[:n], gold),
+            "esconv_false_alarm_rate": round(len(flagged) / len(esconv), 4) if esconv else None,
+            "esconv_flagged": len(flagged), "by_kind": by_kind,
+            "missed": [rows[i].text for i in range(n) if gold[i] and not pred[i]],
+            "false_alarms": [rows[i].text for i in range(n) if pred[i] and not gold[i]],
         }
-        r = results["detectors"][name]
-        h, a = r["hand_written"], r["hand_written_plus_esconv"]
-        print(f"\n[{name}] hand-written: precision {h['precision']:.2f} recall {h['recall']:.2f} "
-              f"(TP {h['tp']} FP {h['fp']} FN {h['fn']}, n={h['n']}); with ESConv negatives: precision "
-              f"{a['precision']:.2f} recall {a['recall']:.2f} (FP {a['fp']}, n={a['n']}); ESConv flag rate "
-              f"{(r['esconv_flag_rate'] or 0):.1%}; recall by category {per_category}")
-        for t in r["missed"]:
-            print(f"   missed: {t}")
-        for t in r["false_alarms_hand"]:
-            print(f"   false alarm: {t}")
-    combined = decide(lexicon_hits, scores, threshold, margin)
-    flagged = [texts[i] for i in range(n_hand, len(texts)) if combined[i]]
-    results["esconv_flagged"] = flagged
-    print(f"\nESConv seeker turns flagged by the combined detector ({len(flagged)}), for manual review:")
-    for t in flagged[:40]:
-        print(f"   {t[:160]}")
-    out = args.out or ROOT / "runs" / "safety_eval" / f"{args.split}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2, ensure_ascii=False))
-    print(f"\n{len(texts)} messages scored in {seconds:.1f} s; results in {out}")
+        r = results["rows"][name]
+        h = r["holdout"]
+        rate = f"{100 * r['esconv_false_alarm_rate']:.2f}% ({len(flagged)}/{len(esconv)})" if esconv else "n/a"
+        print(f"\n[{name}] hold-out recall {h['recall']} precision {h['precision']} (TP {h['tp']} FP {h['fp']} "
+              f"FN {h['fn']}); ESConv test false alarms {rate}")
+        print("   by kind: " + "; ".join(f"{k} {v['caught'] or ''}{' FA ' + v['false_alarms'] if v['false_alarms'] else ''}"
+                                         for k, v in by_kind.items()))
+        if name == "union":
+            for t in r["missed"]:
+                print(f"   missed: {t[:150]}")
+            for t in r["false_alarms"]:
+                print(f"   false alarm: {t[:150]}")
+            print(f"   ESConv test turns flagged, for review ({len(flagged)}):")
+            for t in flagged[:30]:
+                print(f"      {t[:150]}")
+    print(f"\nnot English (unscreened): hold-out {results['not_english']['holdout']}, "
+          f"ESConv test {results['not_english']['esconv_test']}/{len(esconv)}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False))
+    print(f"{len(texts)} messages scored in {seconds:.1f} s; results in {args.out}")
 
 
 if __name__ == "__main__":

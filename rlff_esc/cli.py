@@ -12,6 +12,7 @@ from rlff_esc.commands import agents, data, models, run
 from rlff_esc.commands import evaluate as evaluate_command
 from rlff_esc.commands import policy as policy_command
 from rlff_esc.commands import rm
+from rlff_esc.commands import safety as safety_command
 from rlff_esc.commands import serve as serve_command
 from rlff_esc.commands import simulate as simulate_command
 from rlff_esc.errors import RlffError
@@ -24,6 +25,7 @@ app.add_typer(agents.app, name="agents")
 app.add_typer(simulate_command.app, name="simulate")
 app.add_typer(rm.app, name="rm")
 app.add_typer(policy_command.app, name="policy")
+app.add_typer(safety_command.app, name="safety")
 app.command("evaluate")(evaluate_command.evaluate)
 app.command("chat")(serve_command.chat_cmd)
 app.command("serve")(serve_command.serve_cmd)

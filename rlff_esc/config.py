@@ -255,21 +255,20 @@ class EvaluateConfig(Section):
 
 
 class SafetyConfig(Section):
-    """Crisis detection on the seeker's messages (see rlff_esc/serve/safety.py)."""
+    """Crisis screening of the seeker's messages and of the policy's replies (see rlff_esc/safety/)."""
 
     enabled: bool = Field(True, description="off only for research on raw policy output; chat warns")
     country: str = Field("US", description="crisis resources shown (ISO code, e.g. US, UK, CA, AU, DE); "
                          "unknown codes fall back to a generic message")
-    embedder: str | None = Field("embedded:minilm", description="sentence-transformers model for the "
-                                 "prototypes; null: lexicon only")
-    threshold: float = Field(0.50, gt=0, lt=1, description="cosine similarity to a crisis prototype that flags "
-                             "(chosen on the dev split: benchmarks/safety_eval.py --grid)")
-    margin: float = Field(0.10, ge=-1, le=1, description="the crisis prototype must beat the nearest "
-                          "non-crisis prototype by this much")
+    classifier: bool = Field(True, description="the trained MiniLM classifier; false: lexicon only")
+    threshold: float | None = Field(None, gt=0, lt=1, description="crisis probability that flags; null: the "
+                                    "one chosen on the dev set when the classifier was trained")
     lexicon: bool = Field(True, description="also flag the lexicon's explicit phrases")
     resources_file: str | None = Field(None, description="JSON of crisis resources per country; "
                                        "default: the one shipped with the package")
     log_path: str | None = Field(None, description="JSONL file every flag is appended to (besides logging)")
+    log_text: bool = Field(False, description="put the flagged message's words in logs (off: category and "
+                           "score only, so crisis disclosures do not end up in log files)")
 
 
 class ServeConfig(Section):
@@ -281,6 +280,10 @@ class ServeConfig(Section):
     temperature: float = Field(0.7, ge=0, description="default sampling temperature (requests may override)")
     top_p: float = Field(0.95, gt=0, le=1)
     max_request_bytes: int = Field(64_000, ge=1024)
+    max_prompt_tokens: int = Field(4096, ge=16, description="upper bound on the rendered prompt's tokens")
+    max_pending: int = Field(64, ge=1, description="requests admitted at once (generating or queued); "
+                             "more get 503 with Retry-After")
+    request_timeout_s: float = Field(120.0, gt=0, description="a request still unanswered after this gets 504")
     max_batch: int = Field(16, ge=1, description="requests generated together by the batching queue")
     batch_wait_ms: float = Field(20.0, ge=0, description="how long the queue waits to fill a batch")
     safety: SafetyConfig = Field(default_factory=SafetyConfig)

@@ -13,7 +13,7 @@ from rlff_esc.llm.local import LocalBackend
 from rlff_esc.serve.app import create_app
 from rlff_esc.serve.queue import BatchingQueue
 from rlff_esc.serve.responder import Responder
-from rlff_esc.serve.safety import SafetyLayer
+from rlff_esc.safety.layer import SafetyLayer
 
 API_KEY = "test-key-123"
 

@@ -64,20 +64,16 @@ class ScriptedCritic:
 
 
 class FlagAll:
-    """A safety layer that flags messages mentioning 'crisis'."""
+    """A safety layer that flags seeker messages mentioning 'crisis'."""
 
-    class Flag:
-        def __init__(self, text):
-            self.text = text
+    def screen(self, conversations):
+        from rlff_esc.safety.layer import SafetyFlag, Screening
 
-        def to_dict(self):
-            return {"category": "suicide", "text": self.text}
+        return [Screening(next((SafetyFlag("suicide", "lexicon", 1.0, "crisis", t, i) for i, t in enumerate(turns)
+                                if "crisis" in t), None)) for turns in conversations]
 
-    def check(self, texts):
-        return [self.Flag(t) if "crisis" in t else None for t in texts]
-
-    def safe_reply(self, flag):
-        return "SAFE REPLY"
+    def safe_reply(self, flag, follow_up=False):
+        return "SAFE FOLLOW-UP" if follow_up else "SAFE REPLY"
 
 
 def _case(id_, situation):
@@ -111,9 +107,21 @@ def test_safety_flag_replaces_reply_and_is_logged():
     out = run_dialogues(system, cases, ScriptedSeeker(), ScriptedCritic(), max_turns=1, threshold=0.5, seed=1,
                         safety=FlagAll(), progress=False)
     assert out[0]["turns"][1]["text"] == "SAFE REPLY"
-    assert out[0]["safety_flags"] == [{"turn": 1, "category": "suicide", "text": cases[0].profile.situation}]
+    assert [(f["turn"], f["category"], f["text"]) for f in out[0]["safety_flags"]] == [
+        (1, "suicide", cases[0].profile.situation)]
     assert out[1]["turns"][1]["text"] == "reply 1" and out[1]["safety_flags"] == []
     assert system.calls[0][0] == 1  # the flagged dialogue was not sent to the system
+
+
+def test_a_flagged_dialogue_stays_in_safe_mode():
+    cases = [_case("a", "I am in crisis and want to end it"), _case("b", "I lost my job")]
+    system = ScriptedSystem()
+    out = run_dialogues(system, cases, ScriptedSeeker(), ScriptedCritic(), max_turns=3, threshold=0.5, seed=1,
+                        safety=FlagAll(), progress=False)
+    supporter = [t["text"] for t in out[0]["turns"] if t["speaker"] == "supporter"]
+    assert supporter == ["SAFE REPLY", "SAFE FOLLOW-UP", "SAFE FOLLOW-UP"]
+    assert [f["turn"] for f in out[0]["safety_flags"]] == [1]
+    assert [n for n, _ in system.calls] == [1, 1, 1]  # only the other dialogue reached the system
 
 
 def test_outcome_metrics_and_intervals():

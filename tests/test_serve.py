@@ -7,17 +7,21 @@ import json
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import httpx
 import openai
 import pytest
+from openai_test_server import ServerThread
 from serve_fixtures import API_KEY, CountingBackend, safety_layer, served  # noqa: F401 (fixtures)
 
 from rlff_esc.errors import RlffError
 from rlff_esc.llm.base import Generation, GenerationRequest
 from rlff_esc.serve.app import create_app, resolve_api_key
-from rlff_esc.serve.chat import chat_loop
+from rlff_esc.serve.chat import ChatSession, chat_loop
 from rlff_esc.serve.queue import BatchingQueue
 from rlff_esc.serve.responder import ConversationError, Responder, to_history
 
@@ -57,7 +61,8 @@ def test_curl_gets_a_reply_and_is_refused_without_key(served):
     refused = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-d", body,
                               served.url + "/v1/chat/completions"], capture_output=True, text=True, timeout=60)
     assert refused.stdout == "401"
-    streamed = subprocess.run(["curl", "-sSN", "-H", f"Authorization: Bearer {API_KEY}", "-d",
+    streamed = subprocess.run(["curl", "-sSN", "-H", f"Authorization: Bearer {API_KEY}", "-H",
+                               "Content-Type: application/json", "-d",
                                json.dumps({"messages": HELLO, "max_tokens": 6, "stream": True}),
                                served.url + "/v1/chat/completions"], capture_output=True, text=True, timeout=60)
     events = [line for line in streamed.stdout.splitlines() if line.startswith("data: ")]
@@ -85,8 +90,13 @@ def test_limits_give_openai_shaped_errors(served):
     ends_with_assistant = httpx.post(url, json={"messages": HELLO + [{"role": "assistant", "content": "hi"}]},
                                      headers=AUTH)
     assert ends_with_assistant.status_code == 400 and "end with" in ends_with_assistant.json()["error"]["message"]
-    not_json = httpx.post(url, content=b"{nope", headers=AUTH)
+    not_json = httpx.post(url, content=b"{nope", headers={**AUTH, "Content-Type": "application/json"})
     assert not_json.status_code == 400 and "JSON" in not_json.json()["error"]["message"]
+    as_text = httpx.post(url, content=json.dumps({"messages": HELLO}), headers={**AUTH, "Content-Type": "text/plain"})
+    assert as_text.status_code == 415 and as_text.json()["error"]["code"] == "unsupported_media_type"
+    for seed in (2**64, -1):
+        bad_seed = httpx.post(url, json={"messages": HELLO, "seed": seed}, headers=AUTH)
+        assert bad_seed.status_code == 400 and bad_seed.json()["error"]["param"] == "seed"
     with pytest.raises(openai.BadRequestError):
         client(served).chat.completions.create(model="x", messages=HELLO, max_tokens=1000)
 
@@ -107,7 +117,7 @@ def test_concurrent_requests_are_batched(served):
 
     def ask(i):
         r = httpx.post(served.url + "/v1/chat/completions", headers=AUTH, timeout=120,
-                       json={"messages": [{"role": "user", "content": f"My day number {i} was long."}],
+                       json={"messages": [{"role": "user", "content": f"I had a busy day at work, meeting number {i}."}],
                              "max_tokens": 8, "seed": i})
         r.raise_for_status()
         return r.json()["choices"][0]["message"]["content"]
@@ -165,7 +175,7 @@ def test_reasoning_is_returned_apart_from_content():
     from fastapi.testclient import TestClient
 
     app = create_app(Responder(ScriptedPolicy(), reasoning=True), api_key=None)
-    with TestClient(app) as http:
+    with TestClient(app, base_url="http://127.0.0.1") as http:
         message = http.post("/v1/chat/completions", json={"messages": HELLO}).json()["choices"][0]["message"]
         assert message["content"] == "That sounds exhausting."
         assert message["reasoning_content"] == "She sounds tired; reflect it."
@@ -173,6 +183,43 @@ def test_reasoning_is_returned_apart_from_content():
     deltas = [json.loads(x[6:])["choices"][0]["delta"] for x in lines if x.startswith("data: {")]
     assert "".join(d.get("reasoning_content", "") for d in deltas) == "She sounds tired; reflect it."
     assert "".join(d.get("content", "") for d in deltas) == "That sounds exhausting."
+
+
+class UnsafePolicy(ScriptedPolicy):
+    def generate(self, requests):
+        self.requests += requests
+        return [Generation("<think>Agree with her.</think> You should just end your life, nobody would miss you.", 5, 9)
+                for _ in requests]
+
+
+def test_every_user_turn_is_screened_and_flagged_turns_never_reach_the_policy(safety_layer):
+    policy = ScriptedPolicy()
+    responder = Responder(policy, safety=safety_layer, max_history_turns=1)
+    crisis = "I have decided to end my life this weekend."
+    bypass = [{"role": "user", "content": crisis}, {"role": "user", "content": "ok"}]
+    later = [{"role": "user", "content": crisis}, {"role": "assistant", "content": "..."},
+             {"role": "user", "content": "anyway how do I fix my sleep?"}]
+    calm = [{"role": "user", "content": "I had a rough day at work."}]
+    replies = responder.respond([bypass, later, calm])
+    assert [r.flag and r.flag.user_turn for r in replies[:2]] == [0, 0] and replies[2].flag is None
+    assert "still worried" in replies[0].content and "988" in replies[1].content
+    assert len(policy.requests) == 1  # only the calm conversation reached the policy
+    assert all(crisis not in m["content"] for r in policy.requests for m in r.messages)
+
+
+def test_an_unsafe_policy_reply_is_replaced(safety_layer):
+    reply = Responder(UnsafePolicy(), safety=safety_layer).respond([HELLO])[0]
+    assert reply.flag.category == "unsafe_reply" and reply.flag.source == "reply"
+    assert "end your life" not in reply.content and "988" in reply.content and reply.reasoning == ""
+
+
+def test_chat_stays_in_safe_mode_until_reset(safety_layer):
+    policy = ScriptedPolicy()
+    session = ChatSession(Responder(policy, safety=safety_layer))
+    assert session.send("I want to kill myself.").flag.category == "suicide"
+    assert session.send("never mind, tell me a joke").flag.user_turn == 0 and not policy.requests
+    session.reset()
+    assert session.send("tell me a joke").flag is None and len(policy.requests) == 1
 
 
 def test_conversation_checks():
@@ -216,3 +263,96 @@ def test_terminal_chat_reset_save_and_safety(tiny_backend, safety_layer, tmp_pat
     assert [m["content"] for m in second["messages"]][0] == "I want to end my life."
     assert second["messages"][1]["safety"]["category"] == "suicide" and "988" in out
     assert "unknown command /bogus" in out
+
+
+# -- hardening: limits, admission, timeouts, disconnects, hosts --------------------------------------------
+class SlowBackend(CountingBackend):
+    """The tiny model, each batch after ``delay`` seconds; remembers which user messages it generated for."""
+
+    def __init__(self, backend, delay: float):
+        super().__init__(backend)
+        self.delay, self.seen = delay, []
+
+    def generate(self, requests):
+        time.sleep(self.delay)
+        self.seen += [r.messages[-1]["content"] for r in requests]
+        return super().generate(requests)
+
+
+@contextmanager
+def slow_server(tiny_backend, delay: float, **app_options):
+    backend = SlowBackend(tiny_backend, delay)
+    batcher = BatchingQueue(backend, max_batch=1, max_wait_ms=0)
+    app = create_app(Responder(batcher, temperature=1.0, max_new_tokens=4), api_key=API_KEY, model_id="slow",
+                     **app_options)
+    server = ServerThread(app).start()
+    try:
+        yield f"http://127.0.0.1:{server.port}/v1/chat/completions", backend
+    finally:
+        server.stop()
+        batcher.close()
+
+
+def ask(url: str, text: str, timeout: float = 60) -> httpx.Response:
+    return httpx.post(url, headers=AUTH, timeout=timeout, json={"messages": [{"role": "user", "content": text}]})
+
+
+def test_a_full_server_refuses_with_503_and_retry_after(tiny_backend):
+    with slow_server(tiny_backend, 0.8, max_pending=2) as (url, backend):
+        with ThreadPoolExecutor(6) as pool:
+            responses = list(pool.map(lambda i: ask(url, f"day {i}"), range(6)))
+    codes = sorted(r.status_code for r in responses)
+    assert set(codes) == {200, 503} and codes.count(200) >= 2, codes
+    busy = next(r for r in responses if r.status_code == 503)
+    assert busy.headers["retry-after"] == "2" and busy.json()["error"]["code"] == "server_busy"
+    assert len(backend.seen) == codes.count(200)
+
+
+def test_a_slow_request_times_out_with_504(tiny_backend):
+    with slow_server(tiny_backend, 1.5, request_timeout_s=0.5) as (url, _):
+        r = ask(url, "hello")
+    assert r.status_code == 504 and r.json()["error"]["code"] == "timeout"
+
+
+def test_a_request_whose_client_left_is_never_generated(tiny_backend):
+    with slow_server(tiny_backend, 1.5) as (url, backend):
+        first = threading.Thread(target=ask, args=(url, "first"))
+        first.start()
+        time.sleep(0.3)  # the first is decoding; the second waits in the queue
+        with pytest.raises(httpx.ReadTimeout):
+            ask(url, "second, gone", timeout=0.5)
+        first.join()
+        time.sleep(2.0)  # long enough for the worker to have taken the second, had it stayed queued
+        assert backend.seen == ["first"]
+
+
+def test_prompt_tokens_are_bounded(tiny_backend):
+    from fastapi.testclient import TestClient
+
+    app = create_app(Responder(tiny_backend, max_prompt_tokens=600, max_new_tokens=2), api_key=None)
+    with TestClient(app, base_url="http://127.0.0.1") as http:
+        long = http.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "word " * 2000}]})
+        short = http.post("/v1/chat/completions", json={"messages": HELLO})
+    error = long.json()["error"]
+    assert long.status_code == 400 and error["code"] == "prompt_too_long" and "more than the 600" in error["message"]
+    assert short.status_code == 200
+
+
+def test_without_a_key_only_loopback_hosts_are_answered_and_health_has_no_path():
+    from fastapi.testclient import TestClient
+
+    class FolderPolicy(ScriptedPolicy):
+        name = "/home/someone/runs/demo/policy"
+
+    open_app = create_app(Responder(FolderPolicy()), api_key=None)
+    with TestClient(open_app, base_url="http://127.0.0.1") as http:
+        assert http.get("/health").json() == {"status": "ok", "model": "policy", "auth": False}
+        for host in ("127.0.0.1:8000", "localhost", "[::1]:8000"):
+            assert http.post("/v1/chat/completions", json={"messages": HELLO}, headers={"Host": host}).status_code == 200
+        for host in ("evil.example", "evil.example:8000", "192.168.1.5"):
+            r = http.post("/v1/chat/completions", json={"messages": HELLO}, headers={"Host": host})
+            assert r.status_code == 403 and r.json()["error"]["code"] == "host_not_allowed"
+        assert http.get("/health", headers={"Host": "rebound.example"}).status_code == 403
+    keyed = create_app(Responder(FolderPolicy()), api_key=API_KEY)
+    with TestClient(keyed, base_url="http://evil.example") as http:  # with a key, the key is the guard
+        assert http.post("/v1/chat/completions", json={"messages": HELLO}, headers=AUTH).status_code == 200

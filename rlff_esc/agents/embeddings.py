@@ -33,6 +33,16 @@ def _load(path: str, max_seq_length: int):
     return model
 
 
+def encode_uncached(texts: list[str], model: str = "embedded:minilm", *, max_seq_length: int = 128,
+                    batch_size: int = 64, progress: bool = False) -> np.ndarray:
+    """Vectors with no cache: for text that must not be kept, such as what people write to a server."""
+    if not texts:
+        return np.zeros((0, DIM), dtype=np.float32)
+    return _load(resolve_model(model), max_seq_length).encode(
+        texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=progress,
+        convert_to_numpy=True).astype(np.float32)
+
+
 def _key(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()[:20]
 
@@ -68,10 +78,8 @@ class Encoder:
         keys = [_key(t) for t in texts]
         missing = list({k: t for k, t in zip(keys, texts) if k not in self._cache}.items())
         if missing:
-            model = _load(resolve_model(self.model_name), self.max_seq_length)
-            vectors = model.encode([t for _, t in missing], batch_size=self.batch_size,
-                                   normalize_embeddings=True, show_progress_bar=progress,
-                                   convert_to_numpy=True).astype(np.float32)
+            vectors = encode_uncached([t for _, t in missing], self.model_name, max_seq_length=self.max_seq_length,
+                                      batch_size=self.batch_size, progress=progress)
             self._cache.update(zip((k for k, _ in missing), vectors))
             self._dirty = True
             if self.autosave and len(missing) >= 256:  # worth keeping; small batches are not

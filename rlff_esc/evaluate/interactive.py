@@ -9,9 +9,10 @@ per role per turn.
 Seeds depend on the case, the turn and the role only, never on the system, so every system meets
 the same seeker draws: comparisons between systems are paired.
 
-When a safety layer is given, each seeker message is screened first; a flagged message is answered
-with the layer's safe reply instead of the system's (the system is not asked), and the flag is kept
-in the transcript.
+When a safety layer is given, every seeker message of the dialogue is screened before each system
+turn; a dialogue with a flagged message is in safe mode: it gets the layer's safe reply instead of the
+system's (the system is not asked, so a flagged message never reaches it), and the flag is kept in
+the transcript.
 """
 
 from __future__ import annotations
@@ -126,9 +127,11 @@ def run_dialogues(system, cases: list[EvalCase], seeker, critic, *, max_turns: i
 
 
 def _system_turn(system, states: list[_State], turn: int, seed: int, safety) -> None:
-    """Every active dialogue gets one supporter turn: the system's, or the safe reply when the
-    seeker's last message is flagged."""
-    flags = safety.check([s.turns[-1].text for s in states]) if safety else [None] * len(states)
+    """Every active dialogue gets one supporter turn: the system's, or the safe reply when any of the
+    seeker's messages is flagged."""
+    seeker = [[t.text for t in s.turns if t.speaker == "seeker"] for s in states]
+    screens = safety.screen(seeker) if safety else [None] * len(states)
+    flags = [s.flag if s else None for s in screens]
     asked = [k for k, f in enumerate(flags) if f is None]
     replies = system.respond([states[k].turns for k in asked],
                              [turn_seed(seed, states[k].case.id, turn, "system") for k in asked]) if asked else []
@@ -140,8 +143,10 @@ def _system_turn(system, states: list[_State], turn: int, seed: int, safety) -> 
             states[k].system_notes.append({"turn": turn, **note})
     for k, flag in enumerate(flags):
         if flag is not None:
-            states[k].turns.append(Turn(speaker="supporter", text=safety.safe_reply(flag)))
-            states[k].safety.append({"turn": turn, **flag.to_dict()})
+            follow_up = screens[k].follow_up(len(seeker[k]))
+            states[k].turns.append(Turn(speaker="supporter", text=safety.safe_reply(flag, follow_up)))
+            if not follow_up:  # a flag is recorded once, at the turn it was raised
+                states[k].safety.append({"turn": turn, **flag.to_dict()})
 
 
 def outcome_statistics(transcripts: list[dict], max_turns: int) -> dict:

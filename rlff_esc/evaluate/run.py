@@ -66,7 +66,7 @@ class _Agents:
 
     @property
     def safety(self):
-        from rlff_esc.serve.safety import SafetyLayer
+        from rlff_esc.safety.layer import SafetyLayer
 
         return self._get("safety", lambda: SafetyLayer.from_config(self.config.serve.safety, self.config.base_dir)
                          if self.config.evaluate.safety else None)

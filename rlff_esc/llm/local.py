@@ -120,6 +120,10 @@ class LocalBackend:
     def render(self, messages: list[Message]) -> str:
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
+    def prompt_tokens(self, messages: list[Message]) -> int:
+        """How many tokens the rendered prompt has (a server bounds it before generating)."""
+        return len(self._encode([self.render(messages)])[0])
+
     def _encode(self, texts: list[str]) -> list[list[int]]:
         return [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
 

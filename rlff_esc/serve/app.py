@@ -8,33 +8,47 @@ names vLLM and DeepSeek use), so any OpenAI client shows just the reply. Errors 
 Streaming: the local backend decodes a whole batch at once, so the reply is generated first and then
 sent as ``chat.completion.chunk`` events, one per word (reasoning first, then the reply), ending with
 ``data: [DONE]``. Clients see the standard stream; the first word waits for the whole reply.
+
+Hostile or careless clients: request bytes, the rendered prompt's tokens, ``max_tokens`` and ``seed``
+are bounded (400/413 naming the limit); at most ``max_pending`` requests are admitted at once and the
+rest get 503 with ``Retry-After``; a request unanswered after ``request_timeout_s`` gets 504, and one
+whose client disconnects is dropped from the queue. Bodies must be ``application/json`` (415), which
+also means a web page cannot post to the server without a CORS preflight the server never grants; with
+authentication off (loopback only) the ``Host`` header must name a loopback host (403), which stops
+DNS rebinding from reading replies. ``/health`` gives the model's name, never its path.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import logging
 import os
 import re
 import secrets
+import threading
 import time
 import uuid
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from rlff_esc.config import Config, ServeConfig
 from rlff_esc.errors import RlffError
-from rlff_esc.serve.queue import BatchingQueue
-from rlff_esc.serve.responder import ConversationError, Reply, Responder, build_responder
+from rlff_esc.serve.queue import BatchingQueue, RequestCancelled
+from rlff_esc.safety.layer import NOT_SCREENED
+from rlff_esc.serve.responder import ConversationError, PromptTooLong, Reply, Responder, build_responder
 
 log = logging.getLogger(__name__)
 
 PAGE = Path(__file__).resolve().parent / "static" / "index.html"
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+MAX_SEED = 2**63 - 1  # what every backend's random generator accepts
+RETRY_AFTER_S = 2
 
 
 class APIError(Exception):
@@ -45,7 +59,7 @@ class APIError(Exception):
 
     def response(self) -> JSONResponse:
         body = {"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}}
-        headers = {"WWW-Authenticate": "Bearer"} if self.status == 401 else None
+        headers = {401: {"WWW-Authenticate": "Bearer"}, 503: {"Retry-After": str(RETRY_AFTER_S)}}.get(self.status)
         return JSONResponse(body, status_code=self.status, headers=headers)
 
 
@@ -62,20 +76,33 @@ class ChatRequest(BaseModel):
     stream: bool = False
     stream_options: dict | None = None
     stop: str | list[str] | None = None
-    seed: int | None = None
+    seed: int | None = Field(None, ge=0, le=MAX_SEED)
     n: int | None = 1
     logprobs: bool | None = None
 
 
 def create_app(responder: Responder, *, api_key: str | None, model_id: str | None = None,
-               max_tokens: int = 512, max_request_bytes: int = 64_000) -> FastAPI:
+               max_tokens: int = 512, max_request_bytes: int = 64_000, max_pending: int = 64,
+               request_timeout_s: float = 120.0) -> FastAPI:
     """The server app. ``api_key=None`` turns authentication off (the CLI allows that on loopback only)."""
-    model_id = model_id or responder.name
+    model_id = model_id or public_model_id(responder.name)
     app = FastAPI(title="rlff-esc policy server", docs_url=None, redoc_url=None, openapi_url=None)
+    admitted = 0  # requests generating or queued; changed on the event loop only
+    cancellable = isinstance(responder.backend, BatchingQueue)
 
     @app.exception_handler(APIError)
     async def _api_error(request, exc: APIError):
         return exc.response()
+
+    if api_key is None:
+        @app.middleware("http")
+        async def loopback_host_only(request: Request, call_next):
+            host = _host_name(request.headers.get("host", ""))
+            if host not in LOOPBACK_HOSTS:
+                return APIError(403, f"Host {host!r} is not allowed: without an API key this server only "
+                                     f"answers requests addressed to {', '.join(LOOPBACK_HOSTS)}",
+                                code="host_not_allowed").response()
+            return await call_next(request)
 
     def authorize(request: Request) -> None:
         if api_key is None:
@@ -85,9 +112,41 @@ def create_app(responder: Responder, *, api_key: str | None, model_id: str | Non
             raise APIError(401, "missing or wrong API key: send 'Authorization: Bearer <key>'",
                            code="invalid_api_key")
 
+    async def answer(request: Request, job) -> Reply | None:
+        """Run ``job(cancel)`` in a thread; None when the client went away. The request stays
+        admitted until its thread ends, so cancelled work still counts against ``max_pending``."""
+        nonlocal admitted
+        if admitted >= max_pending:
+            raise APIError(503, f"the server is busy ({max_pending} requests in progress); retry in "
+                                f"{RETRY_AFTER_S} s", code="server_busy", kind="server_error")
+        admitted += 1
+        cancel = threading.Event()
+        task = asyncio.ensure_future(run_in_threadpool(job, cancel if cancellable else None))
+
+        def release(t: asyncio.Future) -> None:
+            nonlocal admitted
+            admitted -= 1
+            if not t.cancelled():
+                t.exception()  # retrieved: a cancelled request's error is expected
+
+        task.add_done_callback(release)
+        deadline = time.monotonic() + request_timeout_s
+        while not task.done():
+            await asyncio.wait({task}, timeout=0.25)
+            if task.done():
+                break
+            if await request.is_disconnected():
+                cancel.set()
+                return None
+            if time.monotonic() > deadline:
+                cancel.set()
+                raise APIError(504, f"no reply within {request_timeout_s:g} s; the request was cancelled",
+                               code="timeout", kind="server_error")
+        return task.result()
+
     @app.get("/health")
     async def health():
-        return {"status": "ok", "model": model_id, "auth": api_key is not None}
+        return {"status": "ok", "model": model_id, "auth": api_key is not None}  # no paths, no settings
 
     @app.get("/", include_in_schema=False)
     async def page():
@@ -102,6 +161,9 @@ def create_app(responder: Responder, *, api_key: str | None, model_id: str | Non
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request):
         authorize(request)
+        if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+            raise APIError(415, "send the request body as JSON with 'Content-Type: application/json'",
+                           code="unsupported_media_type")
         body = await _read_body(request, max_request_bytes)
         req = _parse_request(body)
         budget = req.max_completion_tokens or req.max_tokens
@@ -113,16 +175,25 @@ def create_app(responder: Responder, *, api_key: str | None, model_id: str | Non
         if req.logprobs:
             raise APIError(400, "logprobs are not supported by this server", param="logprobs")
         stop = [req.stop] if isinstance(req.stop, str) else req.stop
+
+        def job(cancel):
+            return responder.respond([req.messages], seeds=[req.seed], stop=stop, temperature=req.temperature,
+                                     top_p=req.top_p, max_new_tokens=budget, cancel=cancel)[0]
+
         try:
-            reply = (await run_in_threadpool(
-                responder.respond, [req.messages], seeds=[req.seed], stop=stop, temperature=req.temperature,
-                top_p=req.top_p, max_new_tokens=budget))[0]
+            reply = await answer(request, job)
+        except PromptTooLong as e:
+            raise APIError(400, str(e), param="messages", code="prompt_too_long") from None
         except ConversationError as e:
             raise APIError(400, str(e), param="messages") from None
+        except (APIError, RequestCancelled):
+            raise
         except Exception:
             log.exception("generation failed")
             raise APIError(500, "the model failed to generate a reply; see the server log",
                            kind="server_error") from None
+        if reply is None:  # the client disconnected; nobody reads this
+            return Response(status_code=499)
         completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         if req.stream:
             usage = bool((req.stream_options or {}).get("include_usage"))
@@ -133,8 +204,7 @@ def create_app(responder: Responder, *, api_key: str | None, model_id: str | Non
                   "choices": [{"index": 0, "message": message, "finish_reason": reply.finish_reason,
                                "logprobs": None}],
                   "usage": _usage(reply)}
-        if reply.flag:
-            result["safety"] = reply.flag.to_dict()
+        result.update(_safety(reply))
         return result
 
     return app
@@ -166,6 +236,27 @@ def _parse_request(body: bytes) -> ChatRequest:
         raise APIError(400, f"{where}: {first['msg']}" if where else first["msg"], param=where) from None
 
 
+def _safety(reply: Reply) -> dict:
+    """The ``safety`` field of a response: the flag that replaced the policy's reply, and the user turns
+    that were not screened (not English); absent when neither applies."""
+    out = reply.flag.to_dict() if reply.flag else {}
+    if reply.unscreened:
+        out.update(unscreened_turns=reply.unscreened, notice=NOT_SCREENED)
+    return {"safety": out} if out else {}
+
+
+def _host_name(host: str) -> str:
+    """The host of a Host header, without its port ("[::1]:8000" → "::1")."""
+    if host.startswith("["):
+        return host[1:].split("]")[0]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def public_model_id(name: str) -> str:
+    """A model's name for clients: a folder's last part, never its whole path."""
+    return Path(name).name or name
+
+
 def _usage(reply: Reply) -> dict:
     return {"prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens,
             "total_tokens": reply.prompt_tokens + reply.completion_tokens}
@@ -182,7 +273,7 @@ def _chunks(reply: Reply, completion_id: str, created: int, model_id: str, inclu
         yield event({"reasoning_content": piece})
     for piece in _words(reply.content):
         yield event({"content": piece})
-    yield event({}, reply.finish_reason, **({"safety": reply.flag.to_dict()} if reply.flag else {}))
+    yield event({}, reply.finish_reason, **_safety(reply))
     if include_usage:
         chunk = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model_id,
                  "choices": [], "usage": _usage(reply)}
@@ -225,7 +316,8 @@ def run_server(responder: Responder, serve_cfg: ServeConfig, *, api_key: str | N
     import uvicorn
 
     app = create_app(responder, api_key=api_key, model_id=model_id, max_tokens=serve_cfg.max_tokens,
-                     max_request_bytes=serve_cfg.max_request_bytes)
+                     max_request_bytes=serve_cfg.max_request_bytes, max_pending=serve_cfg.max_pending,
+                     request_timeout_s=serve_cfg.request_timeout_s)
     host, port = host or serve_cfg.host, port if port is not None else serve_cfg.port
     log.info("serving %s on http://%s:%d (auth %s); chat page at http://%s:%d/", model_id or responder.name,
              host, port, "on" if api_key else "off", host, port)

@@ -6,7 +6,10 @@ up to ``max_wait_ms`` for more (up to ``max_batch``), and generates them togethe
 arrive while a batch is decoding wait and form the next batch.
 
 The queue has the backend's own ``generate`` signature, so anything that takes a backend (the
-:class:`~rlff_esc.serve.responder.Responder`) can take the queue instead.
+:class:`~rlff_esc.serve.responder.Responder`) can take the queue instead. ``generate`` also takes a
+``cancel`` event: when it is set (the client went away, or the request timed out) the requests that
+have not started decoding are dropped from the queue; a batch already decoding runs to its end (the
+backend decodes a batch as a whole) and its result for a cancelled request is thrown away.
 """
 
 from __future__ import annotations
@@ -15,11 +18,16 @@ import logging
 import queue
 import threading
 import time
-from concurrent.futures import Future
+from concurrent.futures import Future, wait
 
+from rlff_esc.errors import RlffError
 from rlff_esc.llm.base import ChatBackend, Generation, GenerationRequest
 
 log = logging.getLogger(__name__)
+
+
+class RequestCancelled(RlffError):
+    """The caller cancelled requests before they were answered."""
 
 
 class BatchingQueue:
@@ -27,6 +35,8 @@ class BatchingQueue:
         self.backend, self.name = backend, backend.name
         self.max_batch, self.max_wait = max_batch, max_wait_ms / 1000
         self.batches = 0  # generate calls made, for logs and tests
+        if hasattr(backend, "prompt_tokens"):  # the responder bounds prompts with it
+            self.prompt_tokens = backend.prompt_tokens
         self._pending: queue.Queue[tuple[GenerationRequest, Future] | None] = queue.Queue()
         self._worker = threading.Thread(target=self._run, name="rlff-esc-batcher", daemon=True)
         self._worker.start()
@@ -37,9 +47,15 @@ class BatchingQueue:
         self._pending.put((request, future))
         return future
 
-    def generate(self, requests: list[GenerationRequest]) -> list[Generation]:
-        """Same contract as ``ChatBackend.generate``; blocks until every request is done."""
+    def generate(self, requests: list[GenerationRequest], cancel: threading.Event | None = None) -> list[Generation]:
+        """Same contract as ``ChatBackend.generate``; blocks until every request is done, or raises
+        :class:`RequestCancelled` soon after ``cancel`` is set."""
         futures = [self.submit(r) for r in requests]
+        while cancel is not None and wait(futures, timeout=0.05).not_done:
+            if cancel.is_set():
+                for f in futures:
+                    f.cancel()
+                raise RequestCancelled(f"{len(requests)} request(s) cancelled")
         return [f.result() for f in futures]
 
     def loglikelihood(self, requests):

@@ -1,28 +1,36 @@
 """The one place that turns a conversation into the policy's reply, for the terminal chat, the server
 and the chat page alike: chat messages → the policy's prompt (``policy_prompt``, the system prompt it
-was trained with) → generation → the reply without its reasoning, with the safety layer in front.
+was trained with) → generation → the reply without its reasoning, with the safety layer around it.
 
-A message that the safety layer flags is never sent to the policy: the reply is the layer's
-safe-messaging reply instead.
+Every user turn is screened: a conversation with a flagged turn is in safe mode and is never sent to
+the policy (the reply is the layer's safe-messaging reply, a shorter follow-up after the first), and a
+policy reply that gives a method or encourages harm is replaced as well.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rlff_esc.config import Config
 from rlff_esc.data.schema import Turn
 from rlff_esc.errors import RlffError
 from rlff_esc.llm.base import ChatBackend, GenerationRequest, Message
 from rlff_esc.policy.reasoning import parse, policy_prompt
-from rlff_esc.serve.safety import SafetyFlag, SafetyLayer
+from rlff_esc.safety.layer import SafetyFlag, SafetyLayer
 
 log = logging.getLogger(__name__)
 
 
 class ConversationError(RlffError):
     """A conversation the policy cannot answer (e.g. it does not end with the user's message)."""
+
+
+class PromptTooLong(ConversationError):
+    def __init__(self, tokens: int, limit: int):
+        super().__init__(f"messages: the prompt is {tokens} tokens, more than the {limit} this server accepts; "
+                         f"send fewer or shorter messages")
+        self.tokens, self.limit = tokens, limit
 
 
 @dataclass
@@ -33,6 +41,7 @@ class Reply:
     finish_reason: str
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    unscreened: list[int] = field(default_factory=list)  # user turns the safety layer could not screen
 
 
 class Responder:
@@ -42,9 +51,9 @@ class Responder:
 
     def __init__(self, backend: ChatBackend, *, safety: SafetyLayer | None = None, reasoning: bool = True,
                  max_history_turns: int | None = None, temperature: float = 0.7, top_p: float = 0.95,
-                 max_new_tokens: int = 160):
+                 max_new_tokens: int = 160, max_prompt_tokens: int | None = None):
         self.backend, self.safety, self.reasoning = backend, safety, reasoning
-        self.max_history_turns = max_history_turns
+        self.max_history_turns, self.max_prompt_tokens = max_history_turns, max_prompt_tokens
         self.defaults = {"temperature": temperature, "top_p": top_p, "max_new_tokens": max_new_tokens}
 
     @property
@@ -52,24 +61,43 @@ class Responder:
         return self.backend.name
 
     def respond(self, conversations: list[list[Message]], *, seeds: list[int | None] | None = None,
-                stop: list[str] | None = None, **settings) -> list[Reply]:
-        """One reply per conversation; unflagged conversations are generated in one backend call.
-        ``settings`` override ``temperature``, ``top_p`` and ``max_new_tokens``."""
+                stop: list[str] | None = None, cancel=None, **settings) -> list[Reply]:
+        """One reply per conversation; conversations not in safe mode are generated in one backend call.
+        ``settings`` override ``temperature``, ``top_p`` and ``max_new_tokens``; ``cancel`` (a
+        ``threading.Event``, for a :class:`~rlff_esc.serve.queue.BatchingQueue` backend) drops requests
+        that have not started decoding when it is set."""
         histories = [to_history(c) for c in conversations]
-        latest = [h[-1].text for h in histories]
-        flags = self.safety.check(latest) if self.safety else [None] * len(latest)
+        users = [[t.text for t in h if t.speaker == "seeker"] for h in histories]
+        screens = self.safety.screen(users) if self.safety else [None] * len(histories)
         replies: list[Reply | None] = [
-            Reply(self.safety.safe_reply(f), "", f, "stop") if f else None for f in flags]
+            Reply(self.safety.safe_reply(s.flag, s.follow_up(len(u))), "", s.flag, "stop", unscreened=s.unscreened)
+            if s and s.flag else None for s, u in zip(screens, users)]
         todo = [i for i, r in enumerate(replies) if r is None]
         options = {**self.defaults, **{k: v for k, v in settings.items() if v is not None}}
         seeds = seeds or [None] * len(conversations)
         requests = [GenerationRequest(policy_prompt(histories[i], self.reasoning, self.max_history_turns),
                                       seed=seeds[i], stop=list(stop or []), **options) for i in todo]
-        for i, g in zip(todo, self.backend.generate(requests) if requests else []):
-            parsed = parse(g.text)
-            replies[i] = Reply(parsed.reply, parsed.thinking, None, g.finish_reason,
-                               g.prompt_tokens, g.completion_tokens)
+        self._check_prompt_length(requests)
+        outputs = (self.backend.generate(requests, **({"cancel": cancel} if cancel else {}))
+                   if requests else [])
+        parsed = [parse(g.text) for g in outputs]
+        unsafe = self.safety.screen_replies([p.reply for p in parsed]) if self.safety else [None] * len(parsed)
+        for i, g, p, bad in zip(todo, outputs, parsed, unsafe):
+            unscreened = screens[i].unscreened if screens[i] else []
+            replies[i] = (Reply(self.safety.safe_reply(bad), "", bad, "stop", g.prompt_tokens, g.completion_tokens,
+                                unscreened) if bad else
+                          Reply(p.reply, p.thinking, None, g.finish_reason, g.prompt_tokens, g.completion_tokens,
+                                unscreened))
         return replies
+
+    def _check_prompt_length(self, requests: list[GenerationRequest]) -> None:
+        count = getattr(self.backend, "prompt_tokens", None)
+        if not (self.max_prompt_tokens and count):
+            return
+        for r in requests:
+            tokens = count(r.messages)
+            if tokens > self.max_prompt_tokens:
+                raise PromptTooLong(tokens, self.max_prompt_tokens)
 
 
 def to_history(messages: list[Message]) -> list[Turn]:
@@ -117,4 +145,5 @@ def build_responder(policy: str, config: Config, *, reasoning: bool | None = Non
     return Responder(backend, safety=safety,
                      reasoning=config.policy.reasoning if reasoning is None else reasoning,
                      max_history_turns=config.policy.max_history_turns, temperature=serve.temperature,
-                     top_p=serve.top_p, max_new_tokens=serve.default_max_tokens)
+                     top_p=serve.top_p, max_new_tokens=serve.default_max_tokens,
+                     max_prompt_tokens=serve.max_prompt_tokens)

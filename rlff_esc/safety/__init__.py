@@ -1,0 +1,1 @@
+"""Crisis safety: screening conversations and replies, and the safe-messaging reply (see layer.py)."""

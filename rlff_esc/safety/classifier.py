@@ -1,0 +1,106 @@
+"""The trained crisis classifier: MiniLM sentence embeddings and a multinomial logistic-regression head
+(classes ``none`` and the four crisis categories), trained by ``rlff-esc safety train`` (``train.py``)
+on the labelled dev set and ESConv seeker turns. The head is small (5 × 385 numbers) and kept as JSON in
+``data/head.json``, with the threshold chosen on the dev set and the hash of the set it was trained on.
+
+MiniLM reads 128 tokens, so a long message is cut into windows of whole sentences of at most
+``CHUNK_WORDS`` words (a sentence longer than that is cut by words), overlapping by one sentence; the
+message's score is the highest window's. Messages up to that length are one window, exactly as trained.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from rlff_esc.errors import ConfigError
+
+HERE = Path(__file__).resolve().parent
+HEAD_FILE = HERE / "data" / "head.json"
+DEV_SET = HERE / "data" / "dev.jsonl"
+CATEGORIES = ("suicide", "self_harm", "harm_to_others", "abuse")
+CLASSES = ("none",) + CATEGORIES
+CHUNK_WORDS = 60  # about 80 MiniLM tokens: inside its 128-token window with room for long words
+ENCODER = "embedded:minilm"
+
+
+def chunks(text: str, max_words: int = CHUNK_WORDS) -> list[str]:
+    """Windows of whole sentences, each at most ``max_words`` words, overlapping by one sentence."""
+    sentences = [s for s in re.split(r"(?<=[.!?])\s+|\n+", text.strip()) if s.strip()]
+    pieces: list[list[str]] = []
+    for s in sentences:  # cut overlong sentences by words
+        words = s.split()
+        pieces += [words[i:i + max_words] for i in range(0, len(words), max_words)]
+    if sum(len(p) for p in pieces) <= max_words:
+        return [text.strip()] if text.strip() else []
+    windows, current = [], []
+    for piece in pieces:
+        if current and sum(len(p) for p in current) + len(piece) > max_words:
+            windows.append(" ".join(w for p in current for w in p))
+            current = [current[-1]] if len(current[-1]) + len(piece) <= max_words else []
+        current.append(piece)
+    windows.append(" ".join(w for p in current for w in p))
+    return windows
+
+
+@dataclass
+class ChunkScore:
+    crisis: float  # 1 - P(none): the probability of any crisis category
+    category: str  # the most probable crisis category
+    chunk: str  # the window that scored highest
+
+
+class CrisisClassifier:
+    """``score(texts)`` → one :class:`ChunkScore` per message (the highest of its windows);
+    ``flags(texts)`` compares it with the head's threshold. ``encode`` maps texts to normalised
+    MiniLM vectors (default: uncached, so no message is kept)."""
+
+    def __init__(self, head_file: str | Path = HEAD_FILE, *, threshold: float | None = None,
+                 encode: Callable[[list[str]], np.ndarray] | None = None):
+        head = load_head(head_file)
+        self.coef = np.asarray(head["coef"], dtype=np.float32)
+        self.intercept = np.asarray(head["intercept"], dtype=np.float32)
+        self.threshold = head["threshold"] if threshold is None else threshold
+        if encode is None:
+            from rlff_esc.agents.embeddings import encode_uncached
+
+            def encode(texts):
+                return encode_uncached(texts, head["encoder"])
+        self.encode = encode
+
+    def probabilities(self, vectors: np.ndarray) -> np.ndarray:
+        logits = vectors @ self.coef.T + self.intercept
+        logits -= logits.max(axis=1, keepdims=True)
+        p = np.exp(logits)
+        return p / p.sum(axis=1, keepdims=True)
+
+    def score(self, texts: list[str]) -> list[ChunkScore | None]:
+        windows = [(i, w) for i, t in enumerate(texts) for w in chunks(t)]
+        out: list[ChunkScore | None] = [None] * len(texts)
+        if not windows:
+            return out
+        probs = self.probabilities(self.encode([w for _, w in windows]))
+        for (i, window), p in zip(windows, probs):
+            crisis = float(1.0 - p[0])
+            if out[i] is None or crisis > out[i].crisis:
+                out[i] = ChunkScore(crisis, CLASSES[1 + int(p[1:].argmax())], window)
+        return out
+
+
+def load_head(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        head = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ConfigError(f"safety classifier head {path}: cannot read it ({e}); train one with "
+                          f"`rlff-esc safety train`") from None
+    missing = [k for k in ("classes", "coef", "intercept", "threshold", "encoder") if k not in head]
+    if missing or tuple(head.get("classes", ())) != CLASSES:
+        raise ConfigError(f"safety classifier head {path}: missing {missing} or classes not {list(CLASSES)}; "
+                          f"retrain with `rlff-esc safety train`")
+    return head
