@@ -229,7 +229,7 @@ class EvaluateConfig(Section):
     bootstrap_samples: int = Field(1000, ge=100)
     reference_max_contexts: int | None = Field(
         4000, ge=1, description="training contexts (gold replies) the random_reply and retrieval systems draw "
-        "on, spread over the dialogues; null: all (ESConv's train split has about 15k)")
+        "on, spread over the dialogues; null: all (ESConv's PPDPP train split has 11,705)")
     planner: PlannerConfig = Field(default_factory=PlannerConfig)
     critic: CriticConfig = Field(default_factory=CriticConfig)
 

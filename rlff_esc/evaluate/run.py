@@ -139,7 +139,7 @@ def _shared_inputs(config: Config, cases, contexts) -> dict:
         path = config.resolve(ev.critic.learned_path) if ev.critic.learned_path else config.run_path / "critic"
         critic_files = folder_fingerprint(path) if path.exists() else None
     return {
-        "evaluate": ev.model_dump(mode="json", exclude={"systems", "policies", "planner"}),
+        "evaluate": ev.model_dump(mode="json", exclude={"systems", "policies", "planner", "reference_max_contexts"}),
         "seeker": config.models.seeker.model_dump(mode="json"),
         "critic_model": config.models.critic.model_dump(mode="json"),
         "critic_files": critic_files,
