@@ -155,7 +155,8 @@ def repetition(transcript: dict) -> float | None:
     own = [text for turn, text in enumerate(supporter, 1) if turn not in flagged]
     if len(own) < 2:
         return None
-    return sum(any(similar(own[i], earlier) for earlier in own[:i]) for i in range(1, len(own))) / (len(own) - 1)
+    repeats = sum(any(similar(own[i], earlier) for earlier in own[:i]) for i in range(1, len(own)))
+    return repeats / (len(own) - 1)
 
 
 def outcome_statistics(transcripts: list[dict], max_turns: int) -> dict:
