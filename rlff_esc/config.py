@@ -250,6 +250,9 @@ class EvaluateConfig(Section):
     judge_max_contexts: int | None = Field(None, ge=1, description="judge ratings on the first N contexts")
     judge_max_new_tokens: int = Field(48, ge=8)
     bootstrap_samples: int = Field(1000, ge=100)
+    reference_max_contexts: int | None = Field(
+        4000, ge=1, description="training contexts (gold replies) the random_reply and retrieval systems draw "
+        "on, spread over the dialogues; null: all (ESConv's PPDPP train split has 11,705)")
     planner: PlannerConfig = Field(default_factory=PlannerConfig)
     critic: CriticConfig = Field(default_factory=CriticConfig)
 

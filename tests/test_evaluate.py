@@ -129,6 +129,8 @@ def test_outcome_metrics_and_intervals():
                    {"success": True, "success_turn": 3, "final_score": 0.6},
                    {"success": False, "success_turn": None, "final_score": None},
                    {"success": False, "success_turn": None, "final_score": -1.0}]
+    for t in transcripts:
+        t.update(turns=[], safety_flags=[])
     stats = outcome_statistics(transcripts, max_turns=8)
     values = {k: interval(s, 4, samples=500, seed=0) for k, s in stats.items()}
     assert values["SR"]["value"] == 0.5

@@ -45,7 +45,9 @@ def _normal(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
 
 
-def _similar(a: str, b: str) -> bool:
+def similar(a: str, b: str) -> bool:
+    """Near copies: equal, or at least ``COPY_RATIO`` alike (difflib), once lower-cased and without
+    punctuation. The ``copied`` rule here; evaluation's test of a repeated system turn."""
     a, b = _normal(a), _normal(b)
     return bool(a) and bool(b) and (a == b or SequenceMatcher(None, a, b).ratio() >= COPY_RATIO)
 
@@ -58,7 +60,7 @@ def check_turn(text: str, dialogue: Dialogue) -> str | None:
         return "out_of_role"
     last_supporter = next((t.text for t in reversed(dialogue.turns) if t.speaker == "supporter"), "")
     last_own = next((t.text for t in reversed(dialogue.turns) if t.speaker == "seeker"), "")
-    if _similar(text, last_supporter) or _similar(text, last_own):
+    if similar(text, last_supporter) or similar(text, last_own):
         return "copied"
     return None
 

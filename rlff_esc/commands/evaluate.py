@@ -12,7 +12,8 @@ from rlff_esc.commands.common import DEFAULT_CONFIG, ConfigOption, SetOption, lo
 def evaluate(config: ConfigOption = DEFAULT_CONFIG, set_: SetOption = None,
              system: list[str] | None = typer.Option(
                  None, "--system", help="a system to evaluate (repeatable): base, base_reasoning, sft, strategy, "
-                 "rlff_esc, a name in evaluate.policies, or name=path/to/model; default evaluate.systems"),
+                 "rlff_esc, dismissive, random_reply, retrieval (the reference systems), a name in evaluate.policies, "
+                 "or name=path/to/model; default evaluate.systems"),
              cases: Path | None = typer.Option(None, "--cases", help="JSONL of cases (emotion_type, problem_type, "
                                                "situation) instead of the run's test split"),
              max_cases: int | None = typer.Option(None, "--max-cases", min=1, help="evaluate the first N cases"),

@@ -24,6 +24,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from rlff_esc.agents.base import Dialogue
+from rlff_esc.agents.seeker import similar
 from rlff_esc.config import Config
 from rlff_esc.data.prepare import read_cases
 from rlff_esc.data.schema import Profile, Turn
@@ -149,14 +150,30 @@ def _system_turn(system, states: list[_State], turn: int, seed: int, safety) -> 
                 states[k].safety.append({"turn": turn, **flag.to_dict()})
 
 
+def repetition(transcript: dict) -> float | None:
+    """Share of the system's turns after its first that repeat one of its earlier turns in the same
+    dialogue (:func:`rlff_esc.agents.seeker.similar`, the seeker's ``copied`` rule: equal or a difflib
+    ratio of at least 0.8 once lower-cased and without punctuation). None when the system spoke fewer
+    than two turns. Safe replies sent in the system's place are not its turns."""
+    flagged = {f["turn"] for f in transcript["safety_flags"]}
+    supporter = [t["text"] for t in transcript["turns"] if t["speaker"] == "supporter"]
+    own = [text for turn, text in enumerate(supporter, 1) if turn not in flagged]
+    if len(own) < 2:
+        return None
+    repeats = sum(any(similar(own[i], earlier) for earlier in own[:i]) for i in range(1, len(own)))
+    return repeats / (len(own) - 1)
+
+
 def outcome_statistics(transcripts: list[dict], max_turns: int) -> dict:
     """The protocol's metrics as bootstrap statistics over cases: SR, AvgT (a failure counts as
-    ``max_turns``), SR within each turn (cumulative) and the mean final critic score."""
+    ``max_turns``), SR within each turn (cumulative), the mean final critic score and the mean
+    :func:`repetition` (over the dialogues with at least two system turns)."""
     from rlff_esc.evaluate.stats import mean_of
 
     turns = [t["success_turn"] if t["success"] else max_turns for t in transcripts]
     stats = {"SR": mean_of([float(t["success"]) for t in transcripts]), "AvgT": mean_of(turns),
-             "reward": mean_of([t["final_score"] for t in transcripts])}
+             "reward": mean_of([t["final_score"] for t in transcripts]),
+             "repetition": mean_of([repetition(t) for t in transcripts])}
     for k in range(1, max_turns + 1):
         stats[f"SR@{k}"] = mean_of([float(t["success"] and t["success_turn"] <= k) for t in transcripts])
     return stats

@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from rlff_esc.config import Config  # noqa: E402
 from rlff_esc.evaluate.judge import ASPECTS  # noqa: E402
 from rlff_esc.evaluate.quality import QUALITY_METRICS  # noqa: E402
+from rlff_esc.evaluate.references import REFERENCE_SYSTEMS  # noqa: E402
 from rlff_esc.jsonl import iter_jsonl  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -76,17 +77,22 @@ def write_report(config: Config, combined: dict) -> Path:
     rows = []
     for name, m in systems.items():
         i, t = m["interactive"], tests.get(name, {})
-        rows.append([name, fmt(i["SR"]), fmt(i["AvgT"], 2), fmt(i["reward"]), fmt_test(t.get("SR")),
-                     fmt_test(t.get("AvgT"), 2), str(m.get("empty_replies", 0)), str(m.get("safety_flags", 0)),
+        rows.append([name, fmt(i["SR"]), fmt(i["AvgT"], 2), fmt(i["reward"]), fmt(i.get("repetition"), 2),
+                     fmt_test(t.get("SR")), fmt_test(t.get("AvgT"), 2), str(m.get("empty_replies", 0)),
+                     str(m.get("safety_flags", 0)),
                      "–" if m.get("well_formed") is None else f"{m['well_formed']:.2f}"])
-    lines += _table(["system", "SR", "AvgT", "mean critic reward", "ΔSR vs base", "ΔAvgT vs base",
+    lines += _table(["system", "SR", "AvgT", "mean critic reward", "repetition", "ΔSR vs base", "ΔAvgT vs base",
                      "empty replies", "safety flags", "think format ok"], rows)
+    lines += ["", "Repetition: per dialogue, the share of the system's turns after its first that repeat one of "
+              "its earlier turns (equal, or a difflib ratio ≥ 0.8 once lower-cased and without punctuation); "
+              "mean over the dialogues with at least two system turns."]
     lines += ["", "SR within each turn (cumulative), 95% intervals:", ""]
     rows = [[name] + [fmt(m["interactive"].get(f"SR@{k}"), 2) for k in range(1, max_turns + 1)]
             for name, m in systems.items()]
     lines += _table(["system"] + [f"@{k}" for k in range(1, max_turns + 1)], rows)
     sr_plot = plot_sr_by_turn(systems, max_turns, run / "sr_by_turn.png")
     lines += ["", f"![SR by turn]({sr_plot.name})", ""]
+    lines += ladder_lines(systems)
 
     if any(m.get("quality") for m in systems.values()):
         lines += ["## Response quality (against the gold supporter reply)", "",
@@ -130,6 +136,50 @@ def write_report(config: Config, combined: dict) -> Path:
     path = config.paths.report
     path.write_text("\n".join(lines))
     return path
+
+
+def ladder_checks(systems: dict) -> dict | None:
+    """Whether SR and AvgT order the reference systems as they must (SR: dismissive < random_reply <
+    retrieval, AvgT the reverse), and whether the 95% intervals of dismissive and retrieval overlap.
+    None unless all three were evaluated."""
+    if not all(name in systems for name in REFERENCE_SYSTEMS):
+        return None
+    sr, avgt = ([systems[n]["interactive"][metric] for n in REFERENCE_SYSTEMS] for metric in ("SR", "AvgT"))
+    return {"SR_ordered": sr[0]["value"] < sr[1]["value"] < sr[2]["value"],
+            "AvgT_ordered": avgt[0]["value"] > avgt[1]["value"] > avgt[2]["value"],
+            "SR_intervals_overlap": _overlap(sr[0], sr[2]), "AvgT_intervals_overlap": _overlap(avgt[0], avgt[2])}
+
+
+def _overlap(a: dict, b: dict) -> bool:
+    return a["low"] <= b["high"] and b["low"] <= a["high"]
+
+
+def ladder_lines(systems: dict) -> list[str]:
+    """The report's statement of :func:`ladder_checks`."""
+    present = [n for n in REFERENCE_SYSTEMS if n in systems]
+    if not present:
+        return []
+    lines = ["### Reference systems", "",
+             "`dismissive` answers from a written list of brush-offs, `random_reply` with a random training "
+             "supporter reply (fluent, off-topic), `retrieval` with the training reply whose conversation is "
+             "nearest by MiniLM (human-written, on topic). Their quality is known, so SR must order them "
+             "dismissive < random_reply < retrieval, and AvgT the reverse.", ""]
+    checks = ladder_checks(systems)
+    if checks is None:
+        missing = ", ".join(f"`--system {n}`" for n in REFERENCE_SYSTEMS if n not in systems)
+        return lines + [f"Evaluate the others too ({missing}) to check the order.", ""]
+    for metric, sign, digits in (("SR", "<", 3), ("AvgT", ">", 2)):
+        cells = [systems[n]["interactive"][metric] for n in REFERENCE_SYSTEMS]
+        order = f" {sign} ".join(REFERENCE_SYSTEMS)
+        values = ", ".join(f"{n} {fmt(c, digits)}" for n, c in zip(REFERENCE_SYSTEMS, cells))
+        overlap = "overlap" if checks[f"{metric}_intervals_overlap"] else "do not overlap"
+        ordered = "**yes**" if checks[f"{metric}_ordered"] else "**no**"
+        lines.append(f"- {metric} orders them as it must ({order}): {ordered} "
+                     f"({values}); the 95% intervals of dismissive and retrieval {overlap}.")
+    if not (checks["SR_ordered"] and checks["AvgT_ordered"]) or checks["SR_intervals_overlap"]:
+        lines += ["", "This protocol (seeker, critic and number of cases) does not separate support of known "
+                  "quality, so the SR and AvgT of the other systems are no evidence of their quality either."]
+    return lines + [""]
 
 
 def plot_sr_by_turn(systems: dict, max_turns: int, path: Path) -> Path:

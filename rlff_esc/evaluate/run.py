@@ -162,7 +162,8 @@ def _shared_inputs(config: Config, cases, contexts) -> dict:
     ev = config.evaluate
     critic_files = folder_digest(config.paths.learned_critic(ev.critic)) if ev.critic.kind == "learned" else None
     return {
-        "evaluate": ev.model_dump(mode="json", exclude={"systems", "policies", "planner", "batch_cases"}),
+        "evaluate": ev.model_dump(mode="json", exclude={"systems", "policies", "planner", "batch_cases",
+                                                        "reference_max_contexts"}),
         "seeker": model_inputs(config.models.seeker),
         "critic_model": model_inputs(config.models.critic),
         "critic_files": critic_files,

@@ -9,7 +9,9 @@ Every system is a chat model plus a way of prompting it:
 - ``strategy``: the base model told which support strategy to use next, chosen by a planner trained on
   ESConv's strategy labels (PPDPP's supervised stage; see :mod:`rlff_esc.evaluate.planner`);
 - ``rlff_esc``: the GRPO policy in ``<run>/policy/``;
-- any other trained policy by path (the ablations), from ``evaluate.policies`` or ``name=path``.
+- any other trained policy by path (the ablations), from ``evaluate.policies`` or ``name=path``;
+- the reference systems ``dismissive``, ``random_reply`` and ``retrieval``, which need no model
+  (see :mod:`rlff_esc.evaluate.references`).
 
 Model folders load on first use and are released by :meth:`ModelSystem.close`, so only one trained
 policy sits in memory at a time.
@@ -25,6 +27,7 @@ from typing import Protocol
 from rlff_esc.config import Config, ModelSpec
 from rlff_esc.data.schema import Turn
 from rlff_esc.errors import RlffError
+from rlff_esc.evaluate.references import REFERENCE_SYSTEMS, build_reference
 from rlff_esc.llm.base import ChatBackend, GenerationRequest
 from rlff_esc.policy.reasoning import parse, policy_prompt
 from rlff_esc.stages import folder_digest
@@ -125,7 +128,7 @@ def _has_weights(path: Path) -> bool:
 
 
 def build_system(config: Config, name: str) -> System:
-    """One system by name: a builtin, a name in ``evaluate.policies``, or ``name=path``.
+    """One system by name: a builtin, a reference system, a name in ``evaluate.policies``, or ``name=path``.
 
     Raises :class:`SystemUnavailable` (naming the path and the stage that writes it) when a trained
     system's folder is missing."""
@@ -137,6 +140,8 @@ def build_system(config: Config, name: str) -> System:
         reasoning = name == "base_reasoning"
         return PromptedSystem(name, build_backend(config.models.policy), reasoning=reasoning,
                               max_new_tokens=_budget(ev, reasoning), history_turns=window)
+    if name in REFERENCE_SYSTEMS:
+        return build_reference(config, name)
     if name == "strategy":
         from rlff_esc.evaluate.planner import StrategySystem, load_or_train_planner
 
@@ -158,7 +163,7 @@ def build_system(config: Config, name: str) -> System:
         if entry is not None and entry.reasoning is not None:
             reasoning = entry.reasoning
     else:
-        known = ", ".join(BUILTIN + tuple(ev.policies))
+        known = ", ".join(BUILTIN + REFERENCE_SYSTEMS + tuple(ev.policies))
         raise RlffError(f"evaluate.systems: unknown system {name!r}; known: {known}, or name=path/to/model")
     if not _has_weights(path):
         raise SystemUnavailable(f"system '{name}': no trained model at {path}. {made_by}".strip())
