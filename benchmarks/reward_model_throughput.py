@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from rlff_esc.config import RewardModelConfig
+from rlff_esc.config import RewardModelSection
 from rlff_esc.data.prepare import read_contexts
 from rlff_esc.reward_model.data import Item, Pair
 from rlff_esc.reward_model.inputs import as_turns
@@ -50,7 +50,7 @@ def make_items(n: int, contexts: Path | None, seed: int = 0) -> list[Item]:
                  rollouts=1) for i in range(n)]
 
 
-def measure(backbone: str, pairs: int, replies: int, settings: RewardModelConfig, contexts: Path | None) -> dict:
+def measure(backbone: str, pairs: int, replies: int, settings: RewardModelSection, contexts: Path | None) -> dict:
     name, _, variant = backbone.partition("+")
     rm = settings.model_copy(update={"backbone": name, "lora": variant == "lora", "epochs": 1.0})
     start = time.perf_counter()
@@ -90,7 +90,7 @@ def main() -> None:
     parser.add_argument("--output", type=Path, help="also write the results as JSON here")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    settings = RewardModelConfig(max_length=args.max_length, batch_size=args.batch_size,
+    settings = RewardModelSection(max_length=args.max_length, batch_size=args.batch_size,
                                  train_layers=args.train_layers)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{'cuda' if torch.cuda.is_available() else 'cpu'}; max_length {args.max_length}, "

@@ -1,7 +1,12 @@
-"""One experiment's YAML, validated: every stage reads its own section.
+"""One experiment's YAML, validated when it is read.
 
-Unknown keys and wrong types are reported with their full path (``simulate.horizon: expected int``),
-so a typo never silently falls back to a default.
+The settings are grouped by stage (``data``, ``simulate``, ``reward_model``, ``policy``, ``evaluate``,
+``serve``) plus ``models``, the backend that serves each role; stages also read one another's sections
+where they must agree (the policy's prompt window is the same in simulation, training, evaluation and
+serving). Unknown keys and wrong types are reported with their full path (``simulate.horizon: expected
+int``), so a typo never silently falls back to a default; rules that tie settings together (a global
+batch divisible by the group size, an HTTP backend with its URLs) are validators here, so every entry
+point checks them. Section classes end in ``Section`` so as not to read like TRL's or PEFT's configs.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from pathlib import Path
 from typing import Literal, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from rlff_esc.errors import ConfigError
 
@@ -32,7 +37,8 @@ class ModelSpec(Section):
 
     backend: Literal["local", "http"] = "local"
     model: str = "embedded:smollm2-135m-instruct"
-    base_urls: list[str] = Field(default_factory=list, description="http: one or more replicas")
+    base_urls: list[str] = Field(default_factory=list, validate_default=True,
+                                 description="http: one or more replicas")
     api_key_env: str | None = Field(None, description="http: environment variable holding the key")
     max_concurrency: int = Field(16, ge=1, description="http: requests in flight per backend")
     timeout_s: float = Field(120.0, gt=0)
@@ -42,6 +48,17 @@ class ModelSpec(Section):
                                  "requests of a batch once (K candidates, critic options); off: every prompt whole")
     dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32"
     device: str = "auto"
+
+    @field_validator("base_urls")
+    @classmethod
+    def _http_needs_urls(cls, urls: list[str], info: ValidationInfo) -> list[str]:
+        if info.data.get("backend") == "http":
+            if not urls:
+                raise ValueError("the http backend needs at least one base URL")
+            bad = [u for u in urls if not u.startswith(("http://", "https://"))]
+            if bad:
+                raise ValueError(f"not an http(s) URL: {bad[0]!r}")
+        return urls
 
 
 class Models(Section):
@@ -54,7 +71,7 @@ class Models(Section):
     judge: ModelSpec = Field(default_factory=ModelSpec)
 
 
-class DataConfig(Section):
+class DataSection(Section):
     dataset: Literal["esconv", "extes"] = "esconv"
     path: str = Field("../shared/data/esconv", description="processed folder, raw ESConv.json, "
                       "'hub' (thu-coai/esconv) or ExTES.json; relative to the config file")
@@ -70,7 +87,7 @@ class DataConfig(Section):
 SeekerPersona = Literal["cooperative", "resistant"]
 
 
-class CriticConfig(Section):
+class CriticSection(Section):
     kind: Literal["llm", "learned"] = "llm"
     scoring: Literal["sample", "logprob"] = "logprob"
     samples: int = Field(10, ge=1, description="sample mode: critic samples per judgement (PPDPP: 10)")
@@ -82,7 +99,7 @@ class CriticConfig(Section):
     max_history_turns: int | None = Field(None, ge=1, description="llm: show the critic only the last N turns")
 
 
-class SimulateConfig(Section):
+class SimulateSection(Section):
     contexts_split: str = "train"
     max_contexts: int | None = Field(None, ge=1, description="simulate at most N contexts of the split "
                                      "(spread evenly over it); null: all")
@@ -110,10 +127,10 @@ class SimulateConfig(Section):
     max_resamples: int = Field(2, ge=0, description="re-samples of an out-of-role/empty/copied seeker turn")
     seeker_persona: SeekerPersona = Field("cooperative", description="how the seeker agent takes support: "
                                           "cooperative, or resistant (not helped by platitudes or dismissal)")
-    critic: CriticConfig = Field(default_factory=CriticConfig)
+    critic: CriticSection = Field(default_factory=CriticSection)
 
 
-class RewardModelConfig(Section):
+class RewardModelSection(Section):
     backbone: str = Field("embedded:minilm", description="embedded:minilm (mean-pooled encoder) or any HF "
                           "causal LM id/path (score head), e.g. embedded:smollm2-135m-instruct")
     objective: Literal["pairwise", "pointwise", "classification"] = Field(
@@ -140,7 +157,7 @@ class RewardModelConfig(Section):
     output_dir: str | None = Field(None, description="default <run_dir>/reward_model")
 
 
-class LoraConfig(Section):
+class LoraSection(Section):
     enabled: bool = Field(True, description="train LoRA adapters (merged into full weights when saved); "
                           "false, or policy.full_finetune: true, trains every weight")
     r: int = Field(16, ge=1)
@@ -151,7 +168,7 @@ class LoraConfig(Section):
                                    "pass through the others, about twice as fast on CPU; null adapts all")
 
 
-class SFTConfig(Section):
+class SFTSection(Section):
     """Warm-up on ESConv gold replies with a templated reasoning part (see rlff_esc/policy/dataset.py)."""
 
     enabled: bool = True
@@ -167,7 +184,24 @@ class SFTConfig(Section):
     save_steps: int = Field(10, ge=1, description="checkpoint every N steps; a killed warm-up resumes from the last")
 
 
-class GRPOConfig(Section):
+TRAINING_SHARED = ("bf16", "activation_checkpointing")  # policy settings the warm-up and GRPO both read
+
+
+class RewardWeights(Section):
+    """Weight of each GRPO reward function; 0 leaves one out (see rlff_esc/policy/rewards.py)."""
+
+    reward_model: float = Field(1.0, description="the trained future-oriented reward model")
+    format: float = Field(0.5, description="the reasoning format (or a clean reply without reasoning)")
+    repetition: float = Field(0.0, description="penalty on repeated n-grams")
+
+    @model_validator(mode="after")
+    def _some_signal(self) -> RewardWeights:
+        if not any(self.model_dump().values()):
+            raise ValueError("every weight is 0; GRPO would have no signal")
+        return self
+
+
+class GRPOSection(Section):
     max_steps: int = Field(20, ge=1)
     learning_rate: float = Field(1e-5, gt=0)
     group_size: int = Field(4, ge=2, description="completions per prompt (TRL num_generations)")
@@ -180,35 +214,55 @@ class GRPOConfig(Section):
     loss_type: Literal["grpo", "dapo", "dr_grpo", "bnpo"] = "dapo"
     max_completion_length: int = Field(96, ge=8)
     temperature: float = Field(0.9, gt=0)
-    reward_weights: dict[str, float] = Field(
-        default_factory=lambda: {"reward_model": 1.0, "format": 0.5, "repetition": 0.0},
-        description="weight per reward function: reward_model, format, repetition (0 leaves one out)")
-    _rewards = field_validator("reward_weights")(lambda value: known_keys(value, ("reward_model", "format",
-                                                                                 "repetition")))
+    reward_weights: RewardWeights = Field(default_factory=RewardWeights)
     standardize_reward_model: bool = Field(True, description="standardize reward-model scores over each batch "
                                            "before weighting (its scale is arbitrary; see policy/rewards.py)")
     use_vllm: bool = Field(False, description="generate with vLLM (GPU; TRL's vllm_mode below)")
     vllm_mode: Literal["colocate", "server"] = "colocate"
-    bf16: bool = Field(False, description="bf16 mixed precision (GPU); fp32 on CPU")
-    activation_checkpointing: bool = Field(False, description="recompute activations in the backward pass "
-                                           "(GPU memory); the SFT warm-up uses this setting too")
     save_steps: int = Field(10, ge=1)
     logging_steps: int = Field(1, ge=1)
     num_processes: int = Field(1, ge=1, description="data-parallel processes (accelerate); for --dry-run arithmetic")
     check_contexts: int = Field(16, ge=0, description="held-out (valid) contexts on which format compliance and "
                                 "RM score are measured before and after training; 0 skips")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _shared_settings_moved(cls, data):
+        moved = sorted(set(data) & set(TRAINING_SHARED)) if isinstance(data, dict) else []
+        if moved:
+            raise ValueError(f"{', '.join(moved)}: set once for the warm-up and GRPO, as policy.{moved[0]}")
+        return data
 
-class PolicyConfig(Section):
+    @model_validator(mode="after")
+    def _groups_fill_the_batch(self) -> GRPOSection:
+        """TRL needs every global batch to hold whole groups of completions of one prompt."""
+        global_batch = self.global_batch
+        if global_batch % self.group_size:
+            raise ValueError(
+                f"the global batch (per_device_batch_size {self.per_device_batch_size} × gradient_accumulation_steps "
+                f"{self.gradient_accumulation_steps} × num_processes {self.num_processes} = {global_batch}) must be "
+                f"divisible by policy.grpo.group_size ({self.group_size})")
+        return self
+
+    @property
+    def global_batch(self) -> int:
+        """Completions per optimizer step over all processes."""
+        return self.per_device_batch_size * self.gradient_accumulation_steps * self.num_processes
+
+
+class PolicySection(Section):
     base_model: str = "embedded:smollm2-135m-instruct"
     reasoning: bool = True
     full_finetune: bool = False
+    bf16: bool = Field(False, description="bf16 mixed precision in the warm-up and GRPO (GPU); fp32 on CPU")
+    activation_checkpointing: bool = Field(False, description="recompute activations in the backward pass of "
+                                           "the warm-up and GRPO (GPU memory)")
     max_history_turns: int = Field(6, ge=1, description="the policy's prompt keeps the last N turns of a "
                                    "conversation, starting at a seeker turn, in training, simulation, "
                                    "evaluation and serving alike")
-    lora: LoraConfig = Field(default_factory=LoraConfig)
-    sft: SFTConfig = Field(default_factory=SFTConfig)
-    grpo: GRPOConfig = Field(default_factory=GRPOConfig)
+    lora: LoraSection = Field(default_factory=LoraSection)
+    sft: SFTSection = Field(default_factory=SFTSection)
+    grpo: GRPOSection = Field(default_factory=GRPOSection)
     reward_model_path: str | None = Field(None, description="default <run_dir>/reward_model")
 
 
@@ -220,7 +274,7 @@ class PolicyPath(Section):
                                    "manifest of the policy's run says, else policy.reasoning")
 
 
-class PlannerConfig(Section):
+class PlannerSection(Section):
     """The strategy planner of the `strategy` system (PPDPP's supervised stage, on MiniLM)."""
 
     encoder: str = "embedded:minilm"
@@ -229,7 +283,7 @@ class PlannerConfig(Section):
     max_seq_length: int = Field(128, ge=16)
 
 
-class EvaluateConfig(Section):
+class EvaluateSection(Section):
     split: str = Field("test", description="cases of this split of the run's cases.jsonl")
     cases_file: str | None = Field(None, description="JSONL of cases (emotion_type, problem_type, situation)")
     max_cases: int | None = Field(None, ge=1, description="first N cases (all when null)")
@@ -253,11 +307,11 @@ class EvaluateConfig(Section):
     reference_max_contexts: int | None = Field(
         4000, ge=1, description="training contexts (gold replies) the random_reply and retrieval systems draw "
         "on, spread over the dialogues; null: all (ESConv's PPDPP train split has 11,705)")
-    planner: PlannerConfig = Field(default_factory=PlannerConfig)
-    critic: CriticConfig = Field(default_factory=CriticConfig)
+    planner: PlannerSection = Field(default_factory=PlannerSection)
+    critic: CriticSection = Field(default_factory=CriticSection)
 
 
-class SafetyConfig(Section):
+class SafetySection(Section):
     """Crisis screening of the seeker's messages and of the policy's replies (see rlff_esc/safety/)."""
 
     enabled: bool = Field(True, description="off only for research on raw policy output; chat warns")
@@ -274,7 +328,7 @@ class SafetyConfig(Section):
                            "score only, so crisis disclosures do not end up in log files)")
 
 
-class ServeConfig(Section):
+class ServeSection(Section):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     api_key_env: str = Field("RLFF_ESC_API_KEY", description="environment variable holding the API key")
@@ -289,20 +343,20 @@ class ServeConfig(Section):
     request_timeout_s: float = Field(120.0, gt=0, description="a request still unanswered after this gets 504")
     max_batch: int = Field(16, ge=1, description="requests generated together by the batching queue")
     batch_wait_ms: float = Field(20.0, ge=0, description="how long the queue waits to fill a batch")
-    safety: SafetyConfig = Field(default_factory=SafetyConfig)
+    safety: SafetySection = Field(default_factory=SafetySection)
 
 
 class Config(Section):
     name: str = "experiment"
     run_dir: str = "runs/experiment"
     seed: int = 13
-    data: DataConfig = Field(default_factory=DataConfig)
+    data: DataSection = Field(default_factory=DataSection)
     models: Models = Field(default_factory=Models)
-    simulate: SimulateConfig = Field(default_factory=SimulateConfig)
-    reward_model: RewardModelConfig = Field(default_factory=RewardModelConfig)
-    policy: PolicyConfig = Field(default_factory=PolicyConfig)
-    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
-    serve: ServeConfig = Field(default_factory=ServeConfig)
+    simulate: SimulateSection = Field(default_factory=SimulateSection)
+    reward_model: RewardModelSection = Field(default_factory=RewardModelSection)
+    policy: PolicySection = Field(default_factory=PolicySection)
+    evaluate: EvaluateSection = Field(default_factory=EvaluateSection)
+    serve: ServeSection = Field(default_factory=ServeSection)
     base_dir: Path = Field(Path("."), exclude=True, description="folder of the YAML file; set by load_config")
 
     def resolve(self, path: str | Path) -> Path:

@@ -28,7 +28,7 @@ from rlff_esc.errors import DataError
 from rlff_esc.jsonl import read_json, write_json
 
 if TYPE_CHECKING:
-    from rlff_esc.config import Config, CriticConfig
+    from rlff_esc.config import Config, CriticSection
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class RunPaths:
     report = property(lambda self: self.root / "report.md")
     ladder = property(lambda self: self.root / "ladder")
 
-    def learned_critic(self, critic: CriticConfig | None = None) -> Path:
+    def learned_critic(self, critic: CriticSection | None = None) -> Path:
         """The learned critic a critic section reads (default: simulate's): ``learned_path`` or ``<run>/critic``."""
         critic = critic or self.config.simulate.critic
         return self.config.resolve(critic.learned_path) if critic.learned_path else self.root / "critic"

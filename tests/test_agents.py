@@ -15,7 +15,7 @@ from rlff_esc.agents.factory import build_critic
 from rlff_esc.agents.prompts import seeker_messages
 from rlff_esc.agents.seeker import SeekerAgent, check_turn, first_sentences
 from rlff_esc.agents.supporter import SupporterAgent
-from rlff_esc.config import Config, CriticConfig
+from rlff_esc.config import Config, CriticSection
 from rlff_esc.data.schema import Profile, Turn
 from rlff_esc.errors import ConfigError
 from rlff_esc.llm.base import Generation
@@ -183,7 +183,7 @@ def test_critics_on_tiny_model(tiny_backend):
 
 def test_build_critic_llm(tiny_lm_dir):
     config = Config.model_validate({"models": {"critic": {"model": str(tiny_lm_dir)}}})
-    critic = build_critic(CriticConfig(kind="llm", scoring="sample", samples=3), config)
+    critic = build_critic(CriticSection(kind="llm", scoring="sample", samples=3), config)
     assert isinstance(critic, LLMCritic) and critic.scoring == "sample" and critic.samples == 3
 
 
@@ -194,7 +194,7 @@ def test_build_critic_learned(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "rlff_esc.agents.learned_critic", module)
     config = Config(run_dir=str(tmp_path / "run"))
     with pytest.raises(ConfigError, match="critic.learned_path"):
-        build_critic(CriticConfig(kind="learned"), config)
+        build_critic(CriticSection(kind="learned"), config)
     (tmp_path / "run" / "critic").mkdir(parents=True)
-    assert build_critic(CriticConfig(kind="learned"), config) == "critic"
+    assert build_critic(CriticSection(kind="learned"), config) == "critic"
     assert loaded == [tmp_path / "run" / "critic"]

@@ -42,3 +42,34 @@ def test_extends_merges_sections_and_refuses_cycles(tmp_path):
     (tmp_path / "base.yaml").write_text("extends: child.yaml\n")
     with pytest.raises(ConfigError, match="cycle"):
         load_config(tmp_path / "child.yaml")
+
+
+@pytest.mark.parametrize("yaml_text, overrides, expected", [
+    ("policy:\n  grpo: {per_device_batch_size: 6, group_size: 4}\n", [],
+     "policy.grpo: the global batch (per_device_batch_size 6 × gradient_accumulation_steps 1 × num_processes 1 = 6) "
+     "must be divisible by policy.grpo.group_size (4)"),
+    ("models:\n  critic: {backend: http}\n", [], "models.critic.base_urls: the http backend needs at least one base URL"),
+    ("", ["models.judge.backend=http", "models.judge.base_urls=[localhost:8000]"],
+     "models.judge.base_urls: not an http(s) URL: 'localhost:8000'"),
+    ("policy:\n  grpo:\n    reward_weights: {reward_model: 1, fluency: 1}\n", [],
+     "policy.grpo.reward_weights.fluency: unknown setting"),
+    ("policy:\n  grpo:\n    reward_weights: {reward_model: 0, format: 0}\n", [],
+     "policy.grpo.reward_weights: every weight is 0"),
+    ("policy:\n  grpo: {bf16: true}\n", [], "policy.grpo: bf16: set once for the warm-up and GRPO, as policy.bf16"),
+])
+def test_rules_between_settings_are_checked_when_the_config_is_read(tmp_path, yaml_text, overrides, expected):
+    """Every command reads its config through load_config, so each of them refuses these (not only --dry-run)."""
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml_text)
+    with pytest.raises(ConfigError) as e:
+        load_config(path, overrides)
+    assert expected in str(e.value)
+
+
+def test_reward_weights_keep_the_yaml_keys_and_default_the_rest(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("policy:\n  grpo:\n    reward_weights: {format: 2.0, repetition: 0.25}\n"
+                    "    per_device_batch_size: 6\n    group_size: 3\n")
+    weights = load_config(path).policy.grpo.reward_weights
+    assert (weights.reward_model, weights.format, weights.repetition) == (1.0, 2.0, 0.25)
+    assert load_config(path).policy.grpo.global_batch == 6

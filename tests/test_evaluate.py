@@ -18,9 +18,9 @@ from rlff_esc.errors import DataError, RlffError
 from rlff_esc.evaluate.interactive import EvalCase, outcome_statistics, read_cases_file, run_dialogues
 from rlff_esc.evaluate.judge import parse_ratings
 from rlff_esc.evaluate.quality import quality_statistics
-from rlff_esc.evaluate.stats import interval, mean_of, paired_test
 from rlff_esc.evaluate.systems import SystemUnavailable, build_system
 from rlff_esc.jsonl import write_jsonl
+from rlff_esc.stats import interval, mean_of, paired_test
 
 
 # -- scripted agents: the protocol's logic, independent of any model ------------------------------------
@@ -249,7 +249,7 @@ def _write_run(run: Path) -> None:
 
 @pytest.mark.slow
 def test_evaluate_end_to_end_with_real_agents_on_tiny_model(tmp_path, tiny_lm_dir):
-    from rlff_esc.config import CriticConfig, ModelSpec
+    from rlff_esc.config import CriticSection, ModelSpec
     from rlff_esc.evaluate.run import evaluate
 
     run = tmp_path / "run"
@@ -264,7 +264,7 @@ def test_evaluate_end_to_end_with_real_agents_on_tiny_model(tmp_path, tiny_lm_di
     ev.systems, ev.bootstrap_samples = ["base", "strategy", "sft", f"tiny_policy={tiny_lm_dir}"], 200
     ev.planner.max_examples, ev.judge_max_contexts, ev.max_cases, ev.quality_max_contexts = 20, 3, 2, 8
     # the tiny critic's scores are arbitrary; a threshold it can cross makes both outcomes possible
-    ev.critic = CriticConfig(kind="llm", scoring="logprob", success_threshold=-0.6)
+    ev.critic = CriticSection(kind="llm", scoring="logprob", success_threshold=-0.6)
 
     combined = evaluate(config, progress=False)
 

@@ -11,10 +11,10 @@ from rlff_esc.errors import RlffError
 from rlff_esc.evaluate.interactive import outcome_statistics, repetition, turn_seed
 from rlff_esc.evaluate.references import ListSystem, RetrievalSystem, conversation_text, training_contexts
 from rlff_esc.evaluate.run import system_summary
-from rlff_esc.evaluate.stats import interval
 from rlff_esc.evaluate.systems import build_system
 from rlff_esc.jsonl import write_jsonl
 from rlff_esc.ladder_replies import DISMISSIVE_REPLIES, GENERIC_REPLIES
+from rlff_esc.stats import interval
 
 # Three training dialogues on distinct topics, each with a reply that names its topic.
 TOPICS = {

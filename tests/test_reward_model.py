@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from rlff_esc.config import Config, RewardModelConfig
+from rlff_esc.config import Config, RewardModelSection
 from rlff_esc.errors import DataError, RlffError
 from rlff_esc.jsonl import read_jsonl, write_jsonl
 from rlff_esc.reward_model.data import Item, build_pairs, load_items, split_by_dialogue
@@ -129,7 +129,7 @@ def test_metrics_on_known_scores():
 
 
 def _config(run, **settings) -> Config:
-    return Config(run_dir=str(run), seed=13, reward_model=RewardModelConfig(**settings))
+    return Config(run_dir=str(run), seed=13, reward_model=RewardModelSection(**settings))
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import logging
 import pytest
 from serve_fixtures import safety_layer  # noqa: F401 (fixture)
 
-from rlff_esc.config import SafetyConfig, load_config
+from rlff_esc.config import SafetySection, load_config
 from rlff_esc.data.splits import sha256_file
 from rlff_esc.errors import ConfigError, DataError
 from rlff_esc.safety.classifier import CATEGORIES, CHUNK_WORDS, DEV_SET, HEAD_FILE, chunks, load_head
@@ -136,7 +136,7 @@ def test_safe_reply_follows_the_country():
 def test_lexicon_only_layer_and_config(tmp_path):
     layer = SafetyLayer(classifier=False)
     assert layer.check(["i am suicidal", "I feel a bit low"])[0].source == "lexicon"
-    assert SafetyLayer.from_config(SafetyConfig(enabled=False)) is None
+    assert SafetyLayer.from_config(SafetySection(enabled=False)) is None
     bad = tmp_path / "resources.json"
     bad.write_text(json.dumps({"US": {"crisis": ["988"]}}))
     with pytest.raises(ConfigError, match="default"):

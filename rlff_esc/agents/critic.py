@@ -23,8 +23,7 @@ import re
 from rlff_esc.agents.base import OPTION_VALUES, OPTIONS, Dialogue, Judgement
 from rlff_esc.agents.prompts import critic_messages, recent
 from rlff_esc.data.schema import Turn
-from rlff_esc.llm.base import ChatBackend, GenerationRequest
-from rlff_esc.llm.http import LoglikelihoodUnsupported
+from rlff_esc.llm.base import ChatBackend, GenerationRequest, LoglikelihoodUnsupported
 
 log = logging.getLogger(__name__)
 

@@ -6,11 +6,11 @@ Simulation (``simulate.critic``) and evaluation (``evaluate.critic``) each pass 
 from __future__ import annotations
 
 from rlff_esc.agents.base import Critic
-from rlff_esc.config import Config, CriticConfig
+from rlff_esc.config import Config, CriticSection
 from rlff_esc.errors import ConfigError
 
 
-def build_critic(critic_cfg: CriticConfig, config: Config) -> Critic:
+def build_critic(critic_cfg: CriticSection, config: Config) -> Critic:
     if critic_cfg.kind == "learned":
         from rlff_esc.agents.learned_critic import LearnedCritic
 

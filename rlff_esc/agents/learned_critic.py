@@ -42,7 +42,7 @@ import numpy as np
 
 from rlff_esc.agents.base import OPTION_VALUES, OPTIONS, Dialogue, Judgement
 from rlff_esc.agents.embeddings import Encoder
-from rlff_esc.config import Config, CriticConfig
+from rlff_esc.config import Config, CriticSection
 from rlff_esc.data.schema import Case, Turn
 from rlff_esc.errors import RlffError
 
@@ -231,7 +231,7 @@ def fit_learned_critic(cases: list[Case], failed: list[Case], *, alpha: float = 
                          backbone=backbone, info=info)
 
 
-def critic_dir(config: Config, critic_cfg: CriticConfig | None = None) -> Path:
+def critic_dir(config: Config, critic_cfg: CriticSection | None = None) -> Path:
     return config.paths.learned_critic(critic_cfg)
 
 

@@ -30,6 +30,7 @@ from rlff_esc.agents.learned_critic import improvement, seeker_texts, split_fail
 from rlff_esc.data.contexts import merge_runs
 from rlff_esc.data.schema import Case, Turn
 from rlff_esc.jsonl import read_json
+from rlff_esc.stats import auc, groups_interval
 
 log = logging.getLogger(__name__)
 
@@ -75,25 +76,9 @@ def mean_seeker_length(turns: list[Turn]) -> float:
     return float(np.mean([len(t.split()) for t in texts])) if texts else 0.0
 
 
-def auc(positive: np.ndarray, negative: np.ndarray) -> float:
-    """P(a random positive scores above a random negative), ties counting half."""
-    positive, negative = np.asarray(positive, float), np.asarray(negative, float)
-    if len(positive) == 0 or len(negative) == 0:
-        return float("nan")
-    greater = (positive[:, None] > negative[None, :]).mean()
-    ties = (positive[:, None] == negative[None, :]).mean()
-    return float(greater + 0.5 * ties)
-
-
-def _bootstrap(stat, arrays: list[np.ndarray], samples: int = 1000, seed: int = 0) -> list[float]:
-    rng = np.random.default_rng(seed)
-    values = []
-    for _ in range(samples):
-        picks = [a[rng.integers(0, len(a), len(a))] for a in arrays]
-        v = stat(*picks)
-        if np.isfinite(v):
-            values.append(v)
-    return [round(float(np.percentile(values, 2.5)), 3), round(float(np.percentile(values, 97.5)), 3)]
+def _bootstrap(stat, arrays: list[np.ndarray]) -> list[float] | None:
+    ci = groups_interval(stat, arrays, samples=1000, seed=0)
+    return [round(v, 3) for v in ci] if ci else None
 
 
 def _spearman(x: np.ndarray, y: np.ndarray) -> float:
@@ -263,7 +248,7 @@ def validate_agents(config, *, critics: tuple[str, ...] = ("learned", "llm"), n_
     from rlff_esc.agents.factory import build_critic
     from rlff_esc.agents.learned_critic import train_learned_critic
     from rlff_esc.agents.role_classifier import RoleClassifier
-    from rlff_esc.config import CriticConfig
+    from rlff_esc.config import CriticSection
     from rlff_esc.jsonl import iter_jsonl
 
     cases, failed = load_validation_data(config)
@@ -280,7 +265,7 @@ def validate_agents(config, *, critics: tuple[str, ...] = ("learned", "llm"), n_
                 train_learned_critic(config)
             critic, sample = build_critic(cfg, config), vset
         else:
-            cfg = CriticConfig(kind="llm", scoring="logprob",
+            cfg = CriticSection(kind="llm", scoring="logprob",
                                max_history_turns=config.simulate.critic.max_history_turns)
             critic, sample = build_critic(cfg, config), subsample(vset, n_llm, config.seed)
         log.info("validating critic %s on %d + %d dialogues", critic.name, len(sample.kept), len(sample.failed))

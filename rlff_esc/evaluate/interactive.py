@@ -168,7 +168,7 @@ def outcome_statistics(transcripts: list[dict], max_turns: int) -> dict:
     """The protocol's metrics as bootstrap statistics over cases: SR, AvgT (a failure counts as
     ``max_turns``), SR within each turn (cumulative), the mean final critic score and the mean
     :func:`repetition` (over the dialogues with at least two system turns)."""
-    from rlff_esc.evaluate.stats import mean_of
+    from rlff_esc.stats import mean_of
 
     turns = [t["success_turn"] if t["success"] else max_turns for t in transcripts]
     stats = {"SR": mean_of([float(t["success"]) for t in transcripts]), "AvgT": mean_of(turns),

@@ -15,8 +15,8 @@ from tqdm import tqdm
 
 from rlff_esc.agents.prompts import recent, transcript
 from rlff_esc.data.schema import Context
-from rlff_esc.evaluate.stats import Statistic, mean_of
 from rlff_esc.llm.base import ChatBackend, GenerationRequest
+from rlff_esc.stats import Statistic, mean_of
 
 ASPECTS = {
     "empathy": ("Empathy", "does the reply show warmth and understanding of how the seeker feels?"),

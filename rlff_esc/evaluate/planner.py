@@ -1,9 +1,9 @@
-"""The ``strategy`` baseline: a strategy planner plus strategy-conditioned prompting.
+"""The strategy planner of the ``strategy`` baseline (the system itself is in :mod:`rlff_esc.evaluate.systems`).
 
 PPDPP's supervised stage trains a small encoder to predict the supporter's next strategy from the
 dialogue so far, on ESConv's strategy labels. Ours is the same idea at demo cost: frozen MiniLM
 embeddings of the most recent turns (newest first, so truncation drops the oldest) and a multinomial
-logistic regression. The base model is then asked to use the predicted strategy in its reply.
+logistic regression. The strategy system then asks the base model to use the predicted strategy.
 
 The planner is trained once per run (on the run's ESConv train cases) and kept in
 ``<run>/eval/strategy_planner/`` with its validation accuracy; it is retrained only when the cases
@@ -25,31 +25,10 @@ from rlff_esc.data.contexts import build_contexts
 from rlff_esc.data.prepare import cap_contexts, read_cases
 from rlff_esc.data.schema import Turn
 from rlff_esc.errors import RlffError
-from rlff_esc.evaluate.systems import PromptedSystem
-from rlff_esc.llm.base import ChatBackend
-from rlff_esc.policy.reasoning import policy_prompt, system_prompt
 
 log = logging.getLogger(__name__)
 
 VALID_EXAMPLES = 200  # validation contexts for the reported accuracy (taken evenly)
-
-# ESConv's eight strategies, described in our words after Liu et al. (2021), for the prompt.
-STRATEGIES = {
-    "Question": "ask an open question that helps them say more about their feelings or their problem",
-    "Restatement or Paraphrasing": "restate briefly, in your own words, what they just told you",
-    "Reflection of feelings": "name the feelings they are expressing and show you understand them",
-    "Self-disclosure": "share briefly a similar experience or feeling of your own",
-    "Affirmation and Reassurance": "affirm their strengths or efforts and reassure them",
-    "Providing Suggestions": "gently offer one practical suggestion they could try",
-    "Information": "give them a useful piece of information, such as a fact or a resource",
-    "Others": "answer naturally, as in a greeting, thanks or small talk",
-}
-
-
-def strategy_instruction(strategy: str) -> str:
-    what = STRATEGIES.get(strategy, STRATEGIES["Others"])
-    return f" In your next reply, use the support strategy \"{strategy}\": {what}."
-
 
 def planner_text(history: list[Turn], turns: int) -> str:
     """The planner's input: the last ``turns`` turns, newest first, supporter turns tagged with their
@@ -170,22 +149,3 @@ def _planner_key(config: Config) -> str:
     h = hashlib.sha256(_cases_path(config).read_bytes())
     h.update(config.evaluate.planner.model_dump_json().encode())
     return h.hexdigest()[:16]
-
-
-class StrategySystem(PromptedSystem):
-    """The base model, told in its system prompt which strategy the planner chose for this turn."""
-
-    def __init__(self, backend: ChatBackend, planner: StrategyPlanner, *, max_new_tokens: int,
-                 history_turns: int | None = None):
-        super().__init__("strategy", backend, reasoning=False, max_new_tokens=max_new_tokens,
-                         history_turns=history_turns,
-                         identity={"planner": planner.encoder_name, "planner_metrics": planner.metrics})
-        self.planner = planner
-
-    def prompts(self, histories: list[list[Turn]]) -> list[tuple[list[dict], dict]]:
-        prompts = []
-        for history, strategy in zip(histories, self.planner.predict(histories)):
-            messages = policy_prompt(history, False, self.history_turns)
-            messages[0] = {"role": "system", "content": system_prompt(False) + strategy_instruction(strategy)}
-            prompts.append((messages, {"strategy": strategy}))
-        return prompts

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from rlff_esc.data.schema import Context
 from rlff_esc.evaluate.interactive import turn_seed
-from rlff_esc.evaluate.stats import Statistic, mean_of
+from rlff_esc.stats import Statistic, mean_of
 
 BLEU_ORDERS = (1, 2, 4)
 QUALITY_METRICS = ("BLEU-1", "BLEU-2", "BLEU-4", "ROUGE-L", "Distinct-1", "Distinct-2", "cosine", "length")

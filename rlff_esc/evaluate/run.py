@@ -23,11 +23,11 @@ from rlff_esc.errors import DataError, RlffError
 from rlff_esc.evaluate import judge as judging
 from rlff_esc.evaluate.interactive import evaluation_cases, outcome_statistics, run_dialogues
 from rlff_esc.evaluate.quality import add_similarity, generate_replies, quality_statistics
-from rlff_esc.evaluate.stats import interval, paired_test
 from rlff_esc.evaluate.systems import MODEL_FOLDERS, build_systems, system_names
 from rlff_esc.jsonl import append_jsonl, read_json, read_jsonl, repair_partial_line, write_json, write_jsonl
 from rlff_esc.manifest import record_stage
 from rlff_esc.stages import MARKER, fingerprint, folder_digest, is_done, mark_done, model_inputs, read_marker
+from rlff_esc.stats import interval, paired_test
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +223,7 @@ def _evaluate_system(config: Config, system, cases, cases_source, contexts, agen
     start, cpu_start = time.perf_counter(), time.process_time()
     seeker_before = dict(getattr(agents.seeker, "stats", {}))
     backends = _backends(system, agents)
-    tokens_before = [dict(getattr(b, "stats", {})) for b in backends]
+    tokens_before = [dict(b.stats) for b in backends]
     for stale in folder.glob("*.partial.jsonl"):  # progress of an evaluation with other inputs
         if key not in stale.name:
             stale.unlink()
@@ -299,12 +299,12 @@ def _backends(system, agents: _Agents) -> list:
 
 
 def _tokens_used(backends: list, before: list[dict]) -> dict:
-    """Prompt and generated tokens of the local backends during one system's evaluation: the
+    """Prompt and generated tokens of the backends during one system's evaluation: the
     machine-independent measure of its cost (seconds depend on what else the CPU is doing)."""
     used = {"prompt_tokens": 0, "completion_tokens": 0}
     for backend, start in zip(backends, before):
         for key in used:
-            used[key] += getattr(backend, "stats", {}).get(key, 0) - start.get(key, 0)
+            used[key] += backend.stats[key] - start[key]
     return used
 
 

@@ -27,9 +27,10 @@ from typing import Protocol
 from rlff_esc.config import Config, ModelSpec
 from rlff_esc.data.schema import Turn
 from rlff_esc.errors import RlffError
+from rlff_esc.evaluate.planner import StrategyPlanner, load_or_train_planner
 from rlff_esc.evaluate.references import REFERENCE_SYSTEMS, build_reference
 from rlff_esc.llm.base import ChatBackend, GenerationRequest
-from rlff_esc.policy.reasoning import parse, policy_prompt
+from rlff_esc.policy.reasoning import parse, policy_prompt, system_prompt
 from rlff_esc.stages import folder_digest
 
 log = logging.getLogger(__name__)
@@ -115,12 +116,48 @@ class ModelSystem(PromptedSystem):
         self._backend = None
 
 
+# ESConv's eight strategies, described in our words after Liu et al. (2021), for the prompt.
+STRATEGIES = {
+    "Question": "ask an open question that helps them say more about their feelings or their problem",
+    "Restatement or Paraphrasing": "restate briefly, in your own words, what they just told you",
+    "Reflection of feelings": "name the feelings they are expressing and show you understand them",
+    "Self-disclosure": "share briefly a similar experience or feeling of your own",
+    "Affirmation and Reassurance": "affirm their strengths or efforts and reassure them",
+    "Providing Suggestions": "gently offer one practical suggestion they could try",
+    "Information": "give them a useful piece of information, such as a fact or a resource",
+    "Others": "answer naturally, as in a greeting, thanks or small talk",
+}
+
+
+def strategy_instruction(strategy: str) -> str:
+    what = STRATEGIES.get(strategy, STRATEGIES["Others"])
+    return f" In your next reply, use the support strategy \"{strategy}\": {what}."
+
+
+class StrategySystem(PromptedSystem):
+    """The base model, told in its system prompt which strategy the planner chose for this turn."""
+
+    def __init__(self, backend: ChatBackend, planner: StrategyPlanner, *, max_new_tokens: int,
+                 history_turns: int | None = None):
+        super().__init__("strategy", backend, reasoning=False, max_new_tokens=max_new_tokens,
+                         history_turns=history_turns,
+                         identity={"planner": planner.encoder_name, "planner_metrics": planner.metrics})
+        self.planner = planner
+
+    def prompts(self, histories: list[list[Turn]]) -> list[tuple[list[dict], dict]]:
+        prompts = []
+        for history, strategy in zip(histories, self.planner.predict(histories)):
+            messages = policy_prompt(history, False, self.history_turns)
+            messages[0] = {"role": "system", "content": system_prompt(False) + strategy_instruction(strategy)}
+            prompts.append((messages, {"strategy": strategy}))
+        return prompts
+
+
 def load_model_folder(path: Path, spec: ModelSpec) -> ChatBackend:
     """A LocalBackend over a saved policy (the policy stages save merged full weights)."""
-    from rlff_esc.llm.local import LocalBackend
+    from rlff_esc.llm.registry import load_local
 
-    return LocalBackend(str(path), batch_size=spec.batch_size, dtype=spec.dtype, device=spec.device,
-                        share_prefixes=spec.share_prefixes)
+    return load_local(spec, str(path))
 
 
 def _has_weights(path: Path) -> bool:
@@ -143,8 +180,6 @@ def build_system(config: Config, name: str) -> System:
     if name in REFERENCE_SYSTEMS:
         return build_reference(config, name)
     if name == "strategy":
-        from rlff_esc.evaluate.planner import StrategySystem, load_or_train_planner
-
         planner = load_or_train_planner(config)
         return StrategySystem(build_backend(config.models.policy), planner, max_new_tokens=ev.max_new_tokens,
                               history_turns=window)

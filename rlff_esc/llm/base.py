@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from rlff_esc.errors import BackendError
+
 Message = dict  # {"role": "system" | "user" | "assistant", "content": str}
 
 
@@ -31,9 +33,16 @@ class Generation:
     finish_reason: str = "stop"  # "stop" (end token or stop string) or "length"
 
 
+class LoglikelihoodUnsupported(BackendError):
+    """The backend gives no log-probabilities of a given continuation; score by sampling instead."""
+
+
 @runtime_checkable
 class ChatBackend(Protocol):
     name: str  # model id, recorded in every output that this backend produced
+    # running counters since the backend was built: at least "prompt_tokens" and "completion_tokens"
+    # (tokens asked for, by generate and loglikelihood alike)
+    stats: dict
 
     def generate(self, requests: list[GenerationRequest]) -> list[Generation]:
         """One generation per request, in order."""

@@ -27,7 +27,7 @@ import os
 import httpx
 
 from rlff_esc.errors import BackendError
-from rlff_esc.llm.base import Generation, GenerationRequest, Message
+from rlff_esc.llm.base import Generation, GenerationRequest, LoglikelihoodUnsupported, Message
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +41,6 @@ class HTTPStatusError(BackendError):
     def __init__(self, message: str, status: int):
         super().__init__(message)
         self.status = status
-
-
-class LoglikelihoodUnsupported(BackendError):
-    """The server gives no prompt log-probabilities; use sampling instead."""
 
 
 class HTTPBackend:
@@ -175,6 +171,7 @@ class HTTPBackend:
                                            "use critic scoring 'sample'") from None
         scores = []
         for body, prompt in zip(bodies, prompts):
+            self.stats["prompt_tokens"] += (body.get("usage") or {}).get("prompt_tokens", 0)
             try:
                 lp = body["choices"][0]["logprobs"]
                 pairs = zip(lp["text_offset"], lp["token_logprobs"])

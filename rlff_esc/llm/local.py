@@ -275,6 +275,7 @@ class LocalBackend:
         conts = self._encode([c for _, c in requests])
         seqs = [c + k for c, k in zip(contexts, conts)]
         scores = [0.0] * len(requests)
+        self.stats["prompt_tokens"] += sum(len(s) for s in seqs)
         start = time.perf_counter()
         for idx in self._batches(seqs):
             # the logits at a row's last len(k) + 1 positions, but its last, score its continuation

@@ -1,12 +1,19 @@
-"""Build the backend that serves a role from its :class:`~rlff_esc.config.ModelSpec`.
+"""Build the backend that serves a role from its :class:`~rlff_esc.config.ModelSpec`: the one place
+where backends are constructed, so that every setting of the spec (``share_prefixes`` included)
+reaches every backend.
 
 Roles that name the same model share one loaded instance, so the demo loads SmolLM2 once.
 """
 
 from __future__ import annotations
 
-from rlff_esc.config import ModelSpec
+from typing import TYPE_CHECKING
+
 from rlff_esc.llm.base import ChatBackend
+
+if TYPE_CHECKING:
+    from rlff_esc.config import ModelSpec
+    from rlff_esc.llm.local import LocalBackend
 
 _loaded: dict[tuple, ChatBackend] = {}
 
@@ -20,9 +27,14 @@ def build_backend(spec: ModelSpec) -> ChatBackend:
                            max_retries=spec.max_retries)
     key = (spec.model, spec.dtype, spec.device)
     if key not in _loaded:
-        from rlff_esc.llm.local import LocalBackend
-
-        _loaded[key] = LocalBackend(spec.model, batch_size=spec.batch_size, dtype=spec.dtype, device=spec.device,
-                                    share_prefixes=spec.share_prefixes)
+        _loaded[key] = load_local(spec)
     return _loaded[key]
 
+
+def load_local(spec: ModelSpec, model: str | None = None, *, batch_size: int | None = None) -> LocalBackend:
+    """A new in-process backend over ``model`` (a folder or name; default the spec's) with the spec's
+    settings. Not shared: trained policies load through here so that they can be released."""
+    from rlff_esc.llm.local import LocalBackend
+
+    return LocalBackend(model or spec.model, batch_size=batch_size or spec.batch_size, dtype=spec.dtype,
+                        device=spec.device, share_prefixes=spec.share_prefixes)

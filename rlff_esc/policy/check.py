@@ -1,6 +1,6 @@
 """The held-out check of a policy: does it follow the format, and what does the reward model think of
 its replies? Greedy generations on the first ``n`` valid-split contexts, with the same prompts as
-training (``policy_prompt``), through :class:`LocalBackend`.
+training (``policy_prompt``), through the registry's local backend.
 
 ``format_compliance`` is the share of well-formed outputs that end their turn within
 ``max_completion_length``; ``mean_reward`` the mean reward-model score of ``reply_only``. As in
@@ -17,9 +17,9 @@ from rlff_esc.config import Config
 from rlff_esc.data.prepare import read_contexts
 from rlff_esc.errors import RlffError
 from rlff_esc.llm.base import GenerationRequest
-from rlff_esc.evaluate.stats import mean_of, paired_test
-from rlff_esc.llm.local import LocalBackend
+from rlff_esc.llm.registry import load_local
 from rlff_esc.policy.reasoning import policy_prompt, reply_only, well_formed
+from rlff_esc.stats import mean_of, paired_test
 
 
 def policy_check(config: Config, model_path: str, n: int, scorer=None, split: str = "valid") -> dict:
@@ -33,8 +33,7 @@ def policy_check(config: Config, model_path: str, n: int, scorer=None, split: st
         from rlff_esc.policy.rewards import load_scorer
 
         scorer = load_scorer(config)
-    spec = config.models.policy
-    backend = LocalBackend(model_path, batch_size=spec.batch_size, dtype=spec.dtype, device=spec.device)
+    backend = load_local(config.models.policy, model_path)
     requests = [GenerationRequest(messages=policy_prompt(c.history, policy.reasoning, policy.max_history_turns),
                                   max_new_tokens=policy.grpo.max_completion_length, temperature=0.0)
                 for c in contexts]

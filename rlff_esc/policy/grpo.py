@@ -62,8 +62,8 @@ def trl_config(config: Config, out: Path):
         per_device_train_batch_size=g.per_device_batch_size, gradient_accumulation_steps=g.gradient_accumulation_steps,
         num_generations=g.group_size, max_completion_length=g.max_completion_length, temperature=g.temperature,
         beta=g.beta, epsilon=g.epsilon, num_iterations=g.num_iterations, loss_type=g.loss_type, reward_weights=None,
-        use_vllm=g.use_vllm, vllm_mode=g.vllm_mode, bf16=g.bf16, use_cpu=not g.bf16,
-        activation_checkpointing=g.activation_checkpointing,
+        use_vllm=g.use_vllm, vllm_mode=g.vllm_mode, bf16=config.policy.bf16, use_cpu=not config.policy.bf16,
+        activation_checkpointing=config.policy.activation_checkpointing,
         save_strategy="steps", save_steps=g.save_steps, save_total_limit=2, logging_steps=g.logging_steps, report_to="none",
         seed=config.seed, dataloader_num_workers=0, log_completions=False)
 
@@ -84,11 +84,11 @@ def run_grpo(config: Config, force: bool = False, scorer=None, callbacks: list |
         return staged.out
     start = time.perf_counter()
     work = staged.open(force)
-    scorer = scorer if scorer is not None else (load_scorer(config) if g.reward_weights.get("reward_model") else None)
+    scorer = scorer if scorer is not None else (load_scorer(config) if g.reward_weights.reward_model else None)
     before = work / "check_before.json"
     check_before = read_json(before).get("check") if before.exists() else _check(config, source, scorer, "before")
     write_json(before, {"check": check_before})
-    model, tokenizer = model_io.load_for_training(source, bf16=g.bf16)
+    model, tokenizer = model_io.load_for_training(source, bf16=config.policy.bf16)
     reward_funcs, weights = build_reward_functions(config, scorer=scorer,
                                                    end_token_ids=model_io.end_token_ids(model, tokenizer))
     args = trl_config(config, work)

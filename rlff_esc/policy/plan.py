@@ -1,8 +1,9 @@
 """``rlff-esc run --dry-run``: validate a config without loading any model and print the plan.
 
-Errors (:class:`ConfigError`, naming the setting) are what would make a stage fail after hours of
-work: a global batch that does not divide by the GRPO group size, a data or model path that does not
-exist, an HTTP backend without ``base_urls``, unknown reward names. Things that depend on the machine
+Rules between settings (a global batch that does not divide by the GRPO group size, an HTTP backend
+without ``base_urls``, unknown reward names) are checked when the config is read, by every command.
+What a dry run adds are the errors that would make a stage fail after hours of work and that depend on
+the files around the config: a data or model path that does not exist. Things that depend on the machine
 the run will use (a GPU for vLLM or bf16, an API key's environment variable) become warnings in the
 plan instead, since a dry run is often made on another machine.
 """
@@ -16,7 +17,6 @@ from pathlib import Path
 from rlff_esc.config import Config
 from rlff_esc.errors import ConfigError
 from rlff_esc.llm.embedded import MINILM, SMOLLM2
-from rlff_esc.policy.rewards import REWARD_NAMES
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -104,22 +104,12 @@ def _policy(config: Config, warnings: list[str]) -> list[str]:
         path = config.resolve(p.reward_model_path)
         if not path.exists():
             raise ConfigError(f"policy.reward_model_path: {path} does not exist")
-    unknown = set(g.reward_weights) - set(REWARD_NAMES)
-    if unknown:
-        raise ConfigError(f"policy.grpo.reward_weights: unknown reward(s) {sorted(unknown)}; known: {list(REWARD_NAMES)}")
-    if not any(g.reward_weights.values()):
-        raise ConfigError("policy.grpo.reward_weights: every weight is 0; GRPO would have no signal")
-    global_batch = g.per_device_batch_size * g.gradient_accumulation_steps * g.num_processes
-    if global_batch % g.group_size:
-        raise ConfigError(
-            f"policy.grpo: the global batch (per_device_batch_size {g.per_device_batch_size} × "
-            f"gradient_accumulation_steps {g.gradient_accumulation_steps} × num_processes {g.num_processes} = "
-            f"{global_batch}) must be divisible by policy.grpo.group_size ({g.group_size})")
+    global_batch = g.global_batch
     if g.save_steps > g.max_steps:
         warnings.append(f"policy.grpo.save_steps ({g.save_steps}) > max_steps ({g.max_steps}): no checkpoint "
                         "before the end, so an interruption restarts from scratch")
-    if (g.use_vllm or g.bf16) and not _has_cuda():
-        warnings.append("policy.grpo.use_vllm / bf16 need a GPU; none is visible on this machine")
+    if (g.use_vllm or p.bf16) and not _has_cuda():
+        warnings.append("policy.grpo.use_vllm / policy.bf16 need a GPU; none is visible on this machine")
     if p.full_finetune and p.lora.enabled:
         warnings.append("policy.full_finetune is true: policy.lora is ignored")
     training = "full fine-tuning" if p.full_finetune or not p.lora.enabled else (
@@ -131,14 +121,14 @@ def _policy(config: Config, warnings: list[str]) -> list[str]:
                      f" on up to {sft.max_examples or 'all'} train contexts, lr {sft.learning_rate}")
     else:
         lines.append("policy sft: off (GRPO starts from the base model)")
-    weights = ", ".join(f"{k} {v}" for k, v in g.reward_weights.items() if v)
+    weights = ", ".join(f"{k} {v}" for k, v in g.reward_weights.model_dump().items() if v)
     lines.append(
         f"policy grpo: {g.max_steps} steps, global batch {global_batch} completions = {global_batch // g.group_size} "
         f"prompts × group {g.group_size} ({g.num_processes} process(es)), {g.num_iterations} step(s) per generation "
         f"batch, beta {g.beta}, epsilon {g.epsilon}, "
         f"loss {g.loss_type}, lr {g.learning_rate}, ≤{g.max_completion_length} new tokens, "
         f"generation by {'vLLM (' + g.vllm_mode + ')' if g.use_vllm else 'transformers'}, "
-        f"{'bf16' if g.bf16 else 'fp32'}, rewards: {weights}, checkpoint every {g.save_steps} steps")
+        f"{'bf16' if p.bf16 else 'fp32'}, rewards: {weights}, checkpoint every {g.save_steps} steps")
     return lines
 
 

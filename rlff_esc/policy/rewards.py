@@ -36,7 +36,6 @@ from rlff_esc.errors import RlffError
 from rlff_esc.policy.dataset import history_from_json
 from rlff_esc.policy.reasoning import format_reward, reply_only, well_formed
 
-REWARD_NAMES = ("reward_model", "format", "repetition")
 
 
 def completion_text(completion) -> str:
@@ -137,18 +136,15 @@ def build_reward_functions(config: Config, scorer=None,
     """Reward callables and their weights, in the same order, for ``GRPOTrainer``; ``end_token_ids``
     (the policy tokenizer's end-of-turn and padding ids) let them recognise cut-off completions."""
     weights = config.policy.grpo.reward_weights
-    unknown = set(weights) - set(REWARD_NAMES)
-    if unknown:
-        raise RlffError(f"policy.grpo.reward_weights: unknown reward(s) {sorted(unknown)}; known: {list(REWARD_NAMES)}")
     funcs, used = [], []
-    if weights.get("reward_model", 0.0):
+    if weights.reward_model:
         funcs.append(RewardModelReward(scorer if scorer is not None else load_scorer(config), config.policy.reasoning,
                                        standardize=config.policy.grpo.standardize_reward_model,
                                        end_token_ids=end_token_ids))
-        used.append(weights["reward_model"])
+        used.append(weights.reward_model)
     funcs.append(FormatReward(config.policy.reasoning, end_token_ids))
-    used.append(weights.get("format", 0.0))
-    if weights.get("repetition", 0.0):
+    used.append(weights.format)
+    if weights.repetition:
         funcs.append(RepetitionReward())
-        used.append(weights["repetition"])
+        used.append(weights.repetition)
     return funcs, used

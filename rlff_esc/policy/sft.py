@@ -30,7 +30,7 @@ def sft_inputs(config: Config) -> dict:
     return {"policy": policy.model_dump(mode="json", include={"reasoning", "full_finetune", "max_history_turns",
                                                               "lora", "sft"}, exclude={"sft": {"save_steps"}}),
             "budget": policy.grpo.max_completion_length,  # the default of sft.max_target_tokens
-            "bf16": policy.grpo.bf16, "seed": config.seed,
+            "bf16": policy.bf16, "seed": config.seed,
             "base_model": model_digest(policy.base_model), "cases": file_digest(config.paths.cases)}
 
 
@@ -46,7 +46,7 @@ def run_sft(config: Config, force: bool = False):
         return staged.out
     start = time.perf_counter()
     work = staged.open(force)
-    model, tokenizer = model_io.load_for_training(policy.base_model, bf16=policy.grpo.bf16)
+    model, tokenizer = model_io.load_for_training(policy.base_model, bf16=policy.bf16)
     examples = sft_examples(config, tokenizer)
     log.info("SFT warm-up on %d train contexts, %d steps (%s)", len(examples), sft.max_steps,
              "LoRA" if model_io.uses_lora(config) else "full fine-tuning")
@@ -56,10 +56,10 @@ def run_sft(config: Config, force: bool = False):
         max_length=sft.max_length, completion_only_loss=True, lr_scheduler_type="cosine", warmup_steps=0.1,
         logging_steps=max(1, sft.max_steps // 20), save_strategy="steps", save_steps=sft.save_steps,
         save_total_limit=2, report_to="none", seed=config.seed,
-        use_cpu=not policy.grpo.bf16, bf16=policy.grpo.bf16, dataloader_num_workers=0,
+        use_cpu=not policy.bf16, bf16=policy.bf16, dataloader_num_workers=0,
         # TRL's SFT default is on; for a small model on CPU it only costs time (the recomputation, and a
         # backward pass through every layer, not only the top LoRA layers): ~2.4x slower steps on the demo
-        activation_checkpointing=policy.grpo.activation_checkpointing)
+        activation_checkpointing=policy.activation_checkpointing)
     trainer = SFTTrainer(model=model, args=args, processing_class=tokenizer,
                          train_dataset=Dataset.from_list([{k: e[k] for k in ("prompt", "completion")}
                                                           for e in examples]),

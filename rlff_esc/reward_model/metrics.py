@@ -15,13 +15,12 @@ the last seeker turn. A reward model that does not beat them has learned no more
 from __future__ import annotations
 
 import math
-import random
 from collections import defaultdict
 
 from scipy.stats import kendalltau, spearmanr
-from sklearn.metrics import roc_auc_score
 
 from rlff_esc.reward_model.data import Item, Pair
+from rlff_esc.stats import auc, interval, ratio_of
 
 
 def rounded(value: float) -> float | None:
@@ -47,13 +46,9 @@ def bootstrap_interval(items: list[Item], pairs: list[Pair], scores: list[float]
     groups = list(by_context.values())
     if len(groups) < 2:
         return None
-    rng = random.Random(seed)
-    values = []
-    for _ in range(samples):
-        drawn = [rng.choice(groups) for _ in groups]
-        values.append(sum(map(sum, drawn)) / sum(map(len, drawn)))
-    values.sort()
-    return [round(values[int(0.025 * samples)], 4), round(values[int(0.975 * samples) - 1], 4)]
+    ci = interval(ratio_of([sum(g) for g in groups], [len(g) for g in groups]), len(groups), samples=samples,
+                  seed=seed)
+    return [round(ci["low"], 4), round(ci["high"], 4)]
 
 
 def kendall_within_context(items: list[Item], scores: list[float]) -> float | None:
@@ -80,7 +75,7 @@ def evaluate_scores(items: list[Item], pairs: list[Pair], scores: list[float]) -
         "spearman": None if constant else rounded(spearmanr(scores, rewards).statistic),
         "kendall": None if constant else rounded(kendalltau(scores, rewards).statistic),
         "kendall_within_context": rounded(kendall_within_context(items, scores)),
-        "auc_success": rounded(roc_auc_score([y for _, y in labelled], [s for s, _ in labelled]))
+        "auc_success": rounded(auc([s for s, y in labelled if y], [s for s, y in labelled if not y]))
         if len(classes) == 2 else None,
     }
 

@@ -30,7 +30,7 @@ from datasets import Dataset
 from torch import nn
 from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
 
-from rlff_esc.config import Config, RewardModelConfig
+from rlff_esc.config import Config, RewardModelSection
 from rlff_esc.errors import RlffError
 from rlff_esc.jsonl import read_json, write_json
 from rlff_esc.manifest import record_stage
@@ -44,7 +44,7 @@ from rlff_esc.stages import StagedFolder, file_digest, model_digest
 log = logging.getLogger(__name__)
 
 
-def _training_args(cls, rm: RewardModelConfig, seed: int, checkpoints: Path | None, scratch: str, **extra):
+def _training_args(cls, rm: RewardModelSection, seed: int, checkpoints: Path | None, scratch: str, **extra):
     """Checkpoints every ``save_steps`` into ``checkpoints`` (none when None: cross-validation folds)."""
     cuda = torch.cuda.is_available()
     saving = {"save_strategy": "steps", "save_steps": rm.save_steps, "save_total_limit": 2} if checkpoints else \
@@ -67,7 +67,7 @@ def _checkpoints(staged: StagedFolder | None) -> Path | None:
     return staged.partial / "checkpoints" if staged else None
 
 
-def fit_pairwise(model, tokenizer, items: list[Item], pairs: list[Pair], rm: RewardModelConfig, seed: int,
+def fit_pairwise(model, tokenizer, items: list[Item], pairs: list[Pair], rm: RewardModelSection, seed: int,
                  staged: StagedFolder | None = None):
     """Bradley–Terry training with TRL's RewardTrainer on pre-tokenised (chosen_ids, rejected_ids)."""
     from trl import RewardConfig, RewardTrainer
@@ -98,7 +98,7 @@ class PointwiseTrainer(Trainer):
         return (loss, outputs) if return_outputs else loss
 
 
-def fit_pointwise(model, tokenizer, items: list[Item], rm: RewardModelConfig, seed: int,
+def fit_pointwise(model, tokenizer, items: list[Item], rm: RewardModelSection, seed: int,
                   staged: StagedFolder | None = None):
     if rm.objective == "classification":
         rows = [{"input_ids": encode(tokenizer, i.history, i.reply, rm.max_length), "labels": i.success}
@@ -123,7 +123,7 @@ def _describe(items: list[Item], pairs: list[Pair]) -> dict:
             "dialogues": len({i.case_id for i in items})}
 
 
-def fit_and_save(rm: RewardModelConfig, seed: int, train: list[Item], folder: Path, info: dict,
+def fit_and_save(rm: RewardModelSection, seed: int, train: list[Item], folder: Path, info: dict,
                  staged: StagedFolder | None = None) -> float:
     """Train a fresh model on ``train`` and save it (HF format) to ``folder``; returns training seconds.
     With ``staged``, training checkpoints go to its partial folder and resume from the last one."""

@@ -32,7 +32,7 @@ from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from rlff_esc.config import SafetyConfig
+from rlff_esc.config import SafetySection
 from rlff_esc.errors import ConfigError
 from rlff_esc.jsonl import append_jsonl
 from rlff_esc.safety.classifier import HEAD_FILE, CrisisClassifier
@@ -122,7 +122,7 @@ class SafetyLayer:
         self._verdicts: OrderedDict[str, SafetyFlag | None] = OrderedDict()
 
     @classmethod
-    def from_config(cls, cfg: SafetyConfig, base_dir: Path | None = None) -> SafetyLayer | None:
+    def from_config(cls, cfg: SafetySection, base_dir: Path | None = None) -> SafetyLayer | None:
         """The layer a config asks for, or None when ``enabled`` is false. Relative paths in the
         config are resolved against ``base_dir`` (the config file's folder) when given."""
         if not cfg.enabled:

@@ -37,10 +37,10 @@ from fastapi.responses import FileResponse, JSONResponse, Response, StreamingRes
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from rlff_esc.config import Config, ServeConfig
+from rlff_esc.config import Config, ServeSection
 from rlff_esc.errors import RlffError
-from rlff_esc.serve.queue import BatchingQueue, RequestCancelled
 from rlff_esc.safety.layer import NOT_SCREENED
+from rlff_esc.serve.queue import BatchingQueue, RequestCancelled
 from rlff_esc.serve.responder import ConversationError, PromptTooLong, Reply, Responder, build_responder
 
 log = logging.getLogger(__name__)
@@ -309,7 +309,7 @@ def resolve_api_key(host: str, api_key: str | None, no_auth: bool, env_var: str)
     return key
 
 
-def run_server(responder: Responder, serve_cfg: ServeConfig, *, api_key: str | None, model_id: str | None = None,
+def run_server(responder: Responder, serve_cfg: ServeSection, *, api_key: str | None, model_id: str | None = None,
                host: str | None = None, port: int | None = None) -> None:
     """Serve until interrupted. Give the responder a :class:`BatchingQueue` as its backend so that
     concurrent requests are generated together (``serve_policy`` does)."""
@@ -327,10 +327,10 @@ def run_server(responder: Responder, serve_cfg: ServeConfig, *, api_key: str | N
 def serve_policy(policy: str, config: Config, *, api_key: str | None, reasoning: bool | None = None,
                  model_id: str | None = None, host: str | None = None, port: int | None = None) -> None:
     """Load a policy (folder or model name) and serve it with the config's safety and limits."""
-    from rlff_esc.llm.local import LocalBackend
+    from rlff_esc.llm.registry import load_local
 
-    spec, serve_cfg = config.models.policy, config.serve
-    backend = LocalBackend(policy, batch_size=serve_cfg.max_batch, dtype=spec.dtype, device=spec.device)
+    serve_cfg = config.serve
+    backend = load_local(config.models.policy, policy, batch_size=serve_cfg.max_batch)
     batcher = BatchingQueue(backend, max_batch=serve_cfg.max_batch, max_wait_ms=serve_cfg.batch_wait_ms)
     responder = build_responder(policy, config, reasoning=reasoning, backend=batcher)
     try:

@@ -133,11 +133,10 @@ def build_responder(policy: str, config: Config, *, reasoning: bool | None = Non
                     backend: ChatBackend | None = None) -> Responder:
     """A responder for a policy folder or model name, with the config's safety and serving defaults."""
     if backend is None:
-        from rlff_esc.llm.local import LocalBackend
+        from rlff_esc.llm.registry import load_local
 
-        spec = config.models.policy
         log.info("loading policy %s", policy)
-        backend = LocalBackend(policy, batch_size=config.serve.max_batch, dtype=spec.dtype, device=spec.device)
+        backend = load_local(config.models.policy, policy, batch_size=config.serve.max_batch)
     safety = SafetyLayer.from_config(config.serve.safety, base_dir=config.base_dir)
     if safety is None:
         log.warning("the safety layer is OFF (serve.safety.enabled: false): crisis messages get raw policy output")

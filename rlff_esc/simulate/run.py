@@ -27,10 +27,10 @@ from rlff_esc.config import Config, ModelSpec
 from rlff_esc.data.prepare import cap_contexts, read_contexts
 from rlff_esc.errors import RlffError
 from rlff_esc.jsonl import append_jsonl
+from rlff_esc.llm.meter import MeteredBackend
 from rlff_esc.llm.registry import build_backend
 from rlff_esc.manifest import read_manifest, record_stage
 from rlff_esc.simulate.engine import Engine, Item
-from rlff_esc.simulate.meter import MeteredBackend
 from rlff_esc.simulate.store import (check_inputs, in_shard, open_store, parse_shard, record_inputs,
                                      settings_fingerprint, stable_int)
 from rlff_esc.stages import folder_digest, model_inputs
