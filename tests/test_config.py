@@ -48,7 +48,8 @@ def test_extends_merges_sections_and_refuses_cycles(tmp_path):
     ("policy:\n  grpo: {per_device_batch_size: 6, group_size: 4}\n", [],
      "policy.grpo: the global batch (per_device_batch_size 6 × gradient_accumulation_steps 1 × num_processes 1 = 6) "
      "must be divisible by policy.grpo.group_size (4)"),
-    ("models:\n  critic: {backend: http}\n", [], "models.critic.base_urls: the http backend needs at least one base URL"),
+    ("models:\n  critic: {backend: http}\n", [],
+     "models.critic.base_urls: the http backend needs at least one base URL"),
     ("", ["models.judge.backend=http", "models.judge.base_urls=[localhost:8000]"],
      "models.judge.base_urls: not an http(s) URL: 'localhost:8000'"),
     ("policy:\n  grpo:\n    reward_weights: {reward_model: 1, fluency: 1}\n", [],

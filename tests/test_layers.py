@@ -11,7 +11,7 @@ PACKAGE = Path(rlff_esc.__file__).parent
 
 # Bottom to top; a module belongs to the layer of its longest matching prefix.
 LAYERS = [
-    ("foundation", ["rlff_esc.errors", "rlff_esc.jsonl", "rlff_esc.stats", "rlff_esc.ladder_replies",
+    ("foundation", ["rlff_esc.errors", "rlff_esc.jsonl", "rlff_esc.stats", "rlff_esc.seeds", "rlff_esc.ladder_replies",
                     "rlff_esc.data.schema", "rlff_esc.data.esconv", "rlff_esc.data.extes",
                     "rlff_esc.data.splits", "rlff_esc.data.contexts", "rlff_esc.data"]),
     ("llm", ["rlff_esc.llm"]),

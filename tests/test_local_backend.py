@@ -24,17 +24,29 @@ def test_different_seeds_differ(smollm2_backend):
     assert len({g.text for g in outs}) > 1
 
 
-def test_per_request_budget_and_stop(tiny_backend):
+def test_per_request_budget(tiny_backend):
     reqs = [_request("hi", seed=0, max_new_tokens=3, temperature=1.0),
             _request("hi", seed=0, max_new_tokens=12, temperature=1.0)]
     short, long = tiny_backend.generate(reqs)
     assert short.completion_tokens <= 3 and short.finish_reason in ("length", "stop")
     assert long.completion_tokens <= 12
-    greedy = tiny_backend.generate([_request("hi", seed=0, max_new_tokens=12)])[0].text
-    if len(greedy) > 4:  # the tiny model answers garbage; cut it at a piece of its own greedy answer
-        stop = greedy[2:4]
-        cut = tiny_backend.generate([_request("hi", seed=0, max_new_tokens=12, stop=[stop])])[0]
-        assert stop not in cut.text and cut.finish_reason == "stop"
+
+
+def test_stop_strings_stop_generation(smollm2_backend):
+    """A stop string taken from the middle of the model's own greedy answer must end that answer early,
+    in the same batch as a request without stop strings, which goes on."""
+    prompt = "Count from one to twenty in words, separated by commas."
+    full = smollm2_backend.generate([_request(prompt, seed=0, max_new_tokens=40)])[0]
+    words = full.text.split()
+    assert len(words) >= 6, full.text  # greedy SmolLM2 counts; the stop string below is surely emitted
+    stop = words[len(words) // 2]
+    before = full.text[: full.text.index(stop)]
+    cut, again = smollm2_backend.generate([_request(prompt, seed=0, max_new_tokens=40, stop=[stop]),
+                                           _request(prompt, seed=0, max_new_tokens=40)])
+    assert cut.finish_reason == "stop" and stop not in cut.text
+    assert cut.text == before.strip()
+    assert cut.completion_tokens < full.completion_tokens
+    assert again.text == full.text
 
 
 def test_loglikelihood_prefers_fitting_reply(smollm2_backend):

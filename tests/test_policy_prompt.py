@@ -61,7 +61,7 @@ def test_every_stage_shows_the_policy_the_same_prompt(tmp_path, tiny_lm_dir, mon
     engine.policy = simulated = Recorder()
     engine.run([Item(context, candidate=0, seed=1)])
 
-    monkeypatch.setattr(check, "LocalBackend", lambda *a, **k: checked)
+    monkeypatch.setattr(check, "load_local", lambda *a, **k: checked)
     checked = Recorder()
     valid = read_contexts(config.run_path / "contexts.jsonl", split="valid")
     check.policy_check(config, "unused", n=len(valid), scorer=_ConstantScorer())

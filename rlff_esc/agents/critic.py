@@ -15,7 +15,6 @@ Two scoring modes:
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import re
@@ -24,6 +23,7 @@ from rlff_esc.agents.base import OPTION_VALUES, OPTIONS, Dialogue, Judgement
 from rlff_esc.agents.prompts import critic_messages, recent
 from rlff_esc.data.schema import Turn
 from rlff_esc.llm.base import ChatBackend, GenerationRequest, LoglikelihoodUnsupported
+from rlff_esc.seeds import stable_int
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def parse_option(text: str) -> str | None:
 
 
 def _seed(prompt: str, index: int) -> int:
-    return int.from_bytes(hashlib.sha256(f"{prompt}|{index}".encode()).digest()[:4], "big") & 0x7FFFFFFF
+    return stable_int(prompt, index)
 
 
 class LLMCritic:

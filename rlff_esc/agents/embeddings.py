@@ -1,5 +1,7 @@
-"""Frozen MiniLM sentence embeddings with an on-disk cache, shared by the learned critic, the role
-classifier and the seeker-realism measures.
+"""Frozen MiniLM sentence embeddings: the one loaded encoder per process (:func:`sentence_encoder`, read by
+the strategy planner, the quality metrics, the safety classifier and the reward model's trivial scorer),
+and an on-disk cache over it shared by the learned critic, the role classifier and the seeker-realism
+measures.
 
 Encoding is the slow part of everything built on MiniLM (about 200 utterances/s on two cores), and
 the same ESConv utterances are encoded again by every training run, benchmark and test. So each
@@ -25,12 +27,13 @@ DIM = 384  # all-MiniLM-L6-v2
 
 
 @lru_cache(maxsize=4)
-def _load(path: str, max_seq_length: int):
+def sentence_encoder(model: str = "embedded:minilm", max_seq_length: int = 128):
+    """The loaded ``SentenceTransformer`` (on CPU), once per model and input length per process."""
     from sentence_transformers import SentenceTransformer
 
-    model = SentenceTransformer(path, device="cpu")
-    model.max_seq_length = max_seq_length
-    return model
+    encoder = SentenceTransformer(resolve_model(model), device="cpu")
+    encoder.max_seq_length = max_seq_length
+    return encoder
 
 
 def encode_uncached(texts: list[str], model: str = "embedded:minilm", *, max_seq_length: int = 128,
@@ -38,7 +41,7 @@ def encode_uncached(texts: list[str], model: str = "embedded:minilm", *, max_seq
     """Vectors with no cache: for text that must not be kept, such as what people write to a server."""
     if not texts:
         return np.zeros((0, DIM), dtype=np.float32)
-    return _load(resolve_model(model), max_seq_length).encode(
+    return sentence_encoder(model, max_seq_length).encode(
         texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=progress,
         convert_to_numpy=True).astype(np.float32)
 

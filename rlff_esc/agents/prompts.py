@@ -14,7 +14,7 @@ Roles are mirrored for the seeker: its own past turns are ``assistant`` messages
 from __future__ import annotations
 
 from rlff_esc.agents.base import OPTIONS
-from rlff_esc.data.schema import Profile, Turn
+from rlff_esc.data.schema import Profile, Turn, transcript
 
 SEEKER_SYSTEM = (
     "You are role-playing a person who is looking for emotional support in an online chat. "
@@ -61,10 +61,6 @@ def seeker_messages(profile: Profile, turns: list[Turn], persona: str = "coopera
     for t in turns:
         messages.append({"role": "assistant" if t.speaker == "seeker" else "user", "content": t.text})
     return messages
-
-
-def transcript(turns: list[Turn]) -> str:
-    return "\n".join(f"{'Seeker' if t.speaker == 'seeker' else 'Supporter'}: {t.text}" for t in turns)
 
 
 def critic_messages(turns: list[Turn]) -> list[dict]:

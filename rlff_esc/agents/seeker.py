@@ -22,7 +22,6 @@ A kept turn is cut to its first two sentences: the prompt asks for one or two.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections import Counter
 from difflib import SequenceMatcher
@@ -30,6 +29,7 @@ from difflib import SequenceMatcher
 from rlff_esc.agents.base import Dialogue
 from rlff_esc.agents.prompts import recent, seeker_messages
 from rlff_esc.llm.base import ChatBackend, GenerationRequest
+from rlff_esc.seeds import stable_int
 
 ROLE_LABEL = re.compile(
     r"(^|\n)\W*(supporter|seeker|therapist|counsel+or|assistant|user|patient|client|helper)\W*:",
@@ -72,10 +72,7 @@ def first_sentences(text: str, n: int = 2) -> str:
 
 def resample_seed(seed: int, attempt: int) -> int:
     """A new seed per attempt, stable across runs (attempt 0 keeps the caller's seed)."""
-    if attempt == 0:
-        return seed
-    digest = hashlib.sha256(f"{seed}|resample|{attempt}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+    return seed if attempt == 0 else stable_int(seed, "resample", attempt)
 
 
 class SeekerAgent:

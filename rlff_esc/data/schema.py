@@ -12,10 +12,19 @@ from pydantic import BaseModel, Field
 Speaker = Literal["seeker", "supporter"]
 
 
+SPEAKER_LABELS = {"seeker": "Seeker", "supporter": "Supporter"}
+
+
 class Turn(BaseModel):
     speaker: Speaker
     text: str
     strategy: str | None = None
+
+
+def transcript(turns: list[Turn]) -> str:
+    """A conversation as ``Seeker: …`` / ``Supporter: …`` lines, as the critic, the judge and the reward
+    model read it."""
+    return "\n".join(f"{SPEAKER_LABELS[t.speaker]}: {t.text}" for t in turns)
 
 
 class Profile(BaseModel):

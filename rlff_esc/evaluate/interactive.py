@@ -17,7 +17,6 @@ the transcript.
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from rlff_esc.data.prepare import read_cases
 from rlff_esc.data.schema import Profile, Turn
 from rlff_esc.errors import DataError, RlffError
 from rlff_esc.jsonl import read_jsonl
+from rlff_esc.seeds import stable_int
 
 CASE_FIELDS = ("emotion_type", "problem_type", "situation")
 
@@ -78,7 +78,7 @@ def evaluation_cases(config: Config) -> tuple[list[EvalCase], str]:
 
 
 def turn_seed(seed: int, case_id: str, turn: int, role: str) -> int:
-    return zlib.crc32(f"{seed}|{case_id}|{turn}|{role}".encode()) & 0x7FFFFFFF
+    return stable_int(seed, case_id, turn, role)
 
 
 @dataclass

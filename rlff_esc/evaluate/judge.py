@@ -13,8 +13,8 @@ import re
 
 from tqdm import tqdm
 
-from rlff_esc.agents.prompts import recent, transcript
-from rlff_esc.data.schema import Context
+from rlff_esc.agents.prompts import recent
+from rlff_esc.data.schema import Context, transcript
 from rlff_esc.llm.base import ChatBackend, GenerationRequest
 from rlff_esc.stats import Statistic, mean_of
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rlff_esc.agents.embeddings import sentence_encoder
 from rlff_esc.config import Config
 from rlff_esc.data.contexts import build_contexts
 from rlff_esc.data.prepare import cap_contexts, read_cases
@@ -53,7 +54,7 @@ class StrategyPlanner:
     @property
     def encoder(self):
         if self._encoder is None:
-            self._encoder = load_encoder(self.encoder_name, self.max_seq_length)
+            self._encoder = sentence_encoder(self.encoder_name, self.max_seq_length)
         return self._encoder
 
     def predict(self, histories: list[list[Turn]]) -> list[str]:
@@ -77,16 +78,6 @@ class StrategyPlanner:
                    metrics=meta.get("metrics"))
 
 
-def load_encoder(name: str, max_seq_length: int):
-    from sentence_transformers import SentenceTransformer
-
-    from rlff_esc.llm.embedded import resolve_model
-
-    encoder = SentenceTransformer(resolve_model(name), device="cpu")
-    encoder.max_seq_length = max_seq_length
-    return encoder
-
-
 def train_planner(config: Config) -> StrategyPlanner:
     """Fit the planner on the run's training cases; report accuracy on the validation cases."""
     from sklearn.linear_model import LogisticRegression
@@ -101,7 +92,7 @@ def train_planner(config: Config) -> StrategyPlanner:
         raise RlffError(f"{_cases_path(config)}: the strategy planner needs training cases with at least two "
                         "strategy labels (ESConv's); this run has none")
     start = time.perf_counter()
-    encoder = load_encoder(cfg.encoder, cfg.max_seq_length)
+    encoder = sentence_encoder(cfg.encoder, cfg.max_seq_length)
     encode = lambda ctxs: encoder.encode([planner_text(c.history, cfg.history_turns) for c in ctxs],  # noqa: E731
                                          batch_size=32, show_progress_bar=False)
     x_train = encode(train)

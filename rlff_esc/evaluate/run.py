@@ -79,9 +79,9 @@ class _Agents:
 
     @property
     def encoder(self):
-        from rlff_esc.evaluate.planner import load_encoder
+        from rlff_esc.agents.embeddings import sentence_encoder
 
-        return self._get("encoder", lambda: load_encoder("embedded:minilm", 256))
+        return self._get("encoder", lambda: sentence_encoder("embedded:minilm", 256))
 
 
 def evaluate(config: Config, systems: list | None = None, force: bool = False, progress: bool = True) -> dict:

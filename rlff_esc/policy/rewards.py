@@ -121,7 +121,7 @@ def reward_model_path(config: Config) -> Path:
 
 
 def load_scorer(config: Config):
-    """The trained future-oriented reward model (helper module ``rlff_esc.reward_model.scoring``)."""
+    """The trained future-oriented reward model (:class:`rlff_esc.reward_model.scoring.RewardModelScorer`)."""
     path = reward_model_path(config)
     if not path.exists():
         raise RlffError(f"{path}: reward model not found (policy.reward_model_path); "

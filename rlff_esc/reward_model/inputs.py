@@ -14,11 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from rlff_esc.data.schema import Turn
+from rlff_esc.data.schema import SPEAKER_LABELS, Turn, transcript
 from rlff_esc.errors import RlffError
-
-LABELS = {"seeker": "Seeker", "supporter": "Supporter"}
-
 
 def as_turns(history: str | Sequence[Turn | dict]) -> list[Turn]:
     """Accept a list of turns (objects or dicts) or a string.
@@ -28,18 +25,14 @@ def as_turns(history: str | Sequence[Turn | dict]) -> list[Turn]:
     if isinstance(history, str):
         lines = [line.strip() for line in history.strip().splitlines() if line.strip()]
         labelled = [line.partition(":") for line in lines]
-        if lines and all(head.strip().lower() in LABELS for head, sep, _ in labelled):
+        if lines and all(head.strip().lower() in SPEAKER_LABELS for head, sep, _ in labelled):
             return [Turn(speaker=head.strip().lower(), text=text.strip()) for head, _, text in labelled]
         return [Turn(speaker="seeker", text=history.strip())]
     return [t if isinstance(t, Turn) else Turn.model_validate(t) for t in history]
 
 
-def render_history(history: Sequence[Turn]) -> str:
-    return "\n".join(f"{LABELS[t.speaker]}: {t.text}" for t in history)
-
-
 def render_reply(reply: str) -> str:
-    return f"\n{LABELS['supporter']}: {reply}"
+    return f"\n{SPEAKER_LABELS['supporter']}: {reply}"
 
 
 def encode(tokenizer, history: Sequence[Turn], reply: str, max_length: int) -> list[int]:
@@ -55,7 +48,7 @@ def encode(tokenizer, history: Sequence[Turn], reply: str, max_length: int) -> l
     budget = max_length - len(head) - len(middle) - len(tail)
     if budget < 2:
         raise RlffError(f"reward_model.max_length: {max_length} leaves no room for text")
-    history_ids = (tokenizer(render_history(history), add_special_tokens=False, verbose=False)["input_ids"]
+    history_ids = (tokenizer(transcript(history), add_special_tokens=False, verbose=False)["input_ids"]
                    if history else [])
     reply_ids = tokenizer(render_reply(reply), add_special_tokens=False, verbose=False)["input_ids"]
     reply_ids = reply_ids[:max(budget // 2, budget - len(history_ids))]

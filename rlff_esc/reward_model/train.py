@@ -153,12 +153,10 @@ def _score(folder: Path, items: list[Item], batch_size: int) -> list[float]:
 
 def compare_scorers(items: list[Item], model_scores: list[float], margin_threshold: float) -> dict:
     """Metrics of the reward model's scores and of the trivial scorers on the same items."""
-    from sentence_transformers import SentenceTransformer
-
-    from rlff_esc.llm.embedded import minilm_path
+    from rlff_esc.agents.embeddings import sentence_encoder
 
     pairs = build_pairs(items, margin_threshold)
-    encoder = SentenceTransformer(str(minilm_path()), device="cpu")
+    encoder = sentence_encoder("embedded:minilm", 256)  # the model's own input length
     return {"reward_model": M.evaluate_scores(items, pairs, model_scores),
             "reply_length": M.evaluate_scores(items, pairs, M.length_scores(items)),
             "minilm_similarity": M.evaluate_scores(items, pairs, M.similarity_scores(items, encoder))}

@@ -30,8 +30,9 @@ from rlff_esc.agents.supporter import SupporterAgent
 from rlff_esc.data.schema import Context, Turn
 from rlff_esc.llm.base import ChatBackend, Generation, GenerationRequest
 from rlff_esc.policy.reasoning import ParsedOutput, parse, policy_prompt
+from rlff_esc.seeds import stable_int
 from rlff_esc.simulate.rewards import future_rewards
-from rlff_esc.simulate.store import stable_int, trajectory_key
+from rlff_esc.simulate.store import trajectory_key
 
 
 @dataclass

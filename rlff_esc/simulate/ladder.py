@@ -32,8 +32,9 @@ from rlff_esc.data.schema import Context
 from rlff_esc.errors import RlffError
 from rlff_esc.jsonl import append_jsonl, write_json
 from rlff_esc.ladder_replies import DISMISSIVE_REPLIES, GENERIC_REPLIES
+from rlff_esc.seeds import stable_int
 from rlff_esc.simulate.engine import Item
-from rlff_esc.simulate.store import open_store, settings_fingerprint, stable_int
+from rlff_esc.simulate.store import open_store, settings_fingerprint
 from rlff_esc.stats import interval, mean_of
 
 log = logging.getLogger(__name__)

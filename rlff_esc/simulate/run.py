@@ -30,9 +30,10 @@ from rlff_esc.jsonl import append_jsonl
 from rlff_esc.llm.meter import MeteredBackend
 from rlff_esc.llm.registry import build_backend
 from rlff_esc.manifest import read_manifest, record_stage
+from rlff_esc.seeds import stable_int
 from rlff_esc.simulate.engine import Engine, Item
 from rlff_esc.simulate.store import (check_inputs, in_shard, open_store, parse_shard, record_inputs,
-                                     settings_fingerprint, stable_int)
+                                     settings_fingerprint)
 from rlff_esc.stages import folder_digest, model_inputs
 
 log = logging.getLogger(__name__)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from rlff_esc.errors import DataError, RlffError
 from rlff_esc.jsonl import iter_jsonl, read_json, read_jsonl, repair_partial_line, write_json, write_jsonl
+from rlff_esc.seeds import stable_int
 from rlff_esc.stages import changed_inputs
 
 log = logging.getLogger(__name__)
@@ -31,13 +32,6 @@ log = logging.getLogger(__name__)
 def trajectory_key(context_id: str, candidate: int, seed: int, future: int = 0) -> str:
     """The first future of a candidate keeps the key it had before ``simulate.futures`` existed."""
     return f"{context_id}|{candidate}|{seed}" + (f"|{future}" if future else "")
-
-
-def stable_int(*parts) -> int:
-    """A 31-bit integer from a hash of the parts: stable across runs, processes and machines
-    (unlike Python's ``hash``)."""
-    digest = hashlib.sha256("|".join(map(str, parts)).encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
 def parse_shard(text: str) -> tuple[int, int]:
