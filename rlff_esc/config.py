@@ -363,7 +363,11 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
         *parents, leaf = key.split(".")
         for p in parents:
             node = node.setdefault(p, {})
-        node[leaf] = yaml.safe_load(value)
+        try:
+            node[leaf] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ConfigError(f"override {item!r}: the value is not valid YAML; quote it, e.g. "
+                              f"{key}='\"{value}\"'") from None
     try:
         config = Config.model_validate(raw)
     except ValidationError as e:

@@ -16,11 +16,14 @@ model, at the same points:
   the other points;
 * a few sample turns beside the real ones.
 
-Every interval comes from :mod:`rlff_esc.evaluate.stats` (percentile bootstrap, seeded).
+The report carries the sha256 of the drawn points (case ids and real turns), so that two reports can
+be seen to measure the same points. Every interval comes from :mod:`rlff_esc.evaluate.stats` (percentile bootstrap, seeded).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from dataclasses import dataclass
 
@@ -107,7 +110,9 @@ def compare_seekers(config: Config, models: dict[str, ModelSpec], *, n: int = 20
     held_out = [c for c in cases if c.split in ("valid", "test")]
     points = held_out_points(held_out, n, seed)
     encoder = shared_encoder(sim.critic.learned_backbone)
-    report: dict = {"points": len(points), "splits": ["valid", "test"], "data_split": config.data.split,
+    drawn = json.dumps([[p.case_id, p.real] for p in points]).encode()
+    report: dict = {"points": len(points), "points_sha256": hashlib.sha256(drawn).hexdigest(),
+                    "splits": ["valid", "test"], "data_split": config.data.split,
                     "seeker_settings": {"max_new_tokens": sim.max_new_tokens, "temperature": sim.temperature,
                                         "top_p": sim.top_p, "max_resamples": sim.max_resamples,
                                         "max_history_turns": sim.max_history_turns},

@@ -54,7 +54,7 @@ def validate_cmd(config: ConfigOption = DEFAULT_CONFIG, set_: SetOption = None,
 def train_seeker_cmd(config: ConfigOption = DEFAULT_CONFIG, set_: SetOption = None,
                      force: bool = typer.Option(False, "--force", help="retrain even if up to date")):
     """Fine-tune a seeker simulator on ESConv train seeker turns; saves to <run>/seeker/
-    (select it with --set 'models.seeker.model={run}/seeker')."""
+    (select it with --set 'models.seeker.model="{run}/seeker"')."""
     from rlff_esc.agents.seeker_training import train_seeker
 
     path = train_seeker(load(config, set_), force=force)
@@ -81,6 +81,9 @@ def compare_seekers_cmd(config: ConfigOption = DEFAULT_CONFIG, set_: SetOption =
     bad = [m for m, (_, sep, value) in zip(model, pairs) if not sep or not value]
     if bad:
         raise ConfigError(f"--model: expected NAME=MODEL, got {bad[0]!r}")
+    if not model and not (seeker_dir(cfg) / "config.json").exists():
+        raise ConfigError(f"{seeker_dir(cfg)}: no grounded seeker there; train it with `rlff-esc agents "
+                          "train-seeker` (same config) or name the models with --model NAME=MODEL")
     spec = cfg.models.seeker.model_copy(update={"backend": "local"})
     models = {name: spec.model_copy(update={"model": value.replace(RUN_PLACEHOLDER, str(cfg.run_path))})
               for name, _, value in pairs}
