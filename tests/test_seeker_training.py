@@ -1,10 +1,12 @@
 """The grounded seeker: its examples are the seeker agent's prompt and the real next seeker turn, it
-trains with TRL on a tiny model, and the folder it writes runs as the seeker from ``models.seeker``."""
+trains with TRL on a tiny model, the folder it writes runs as the seeker from ``models.seeker``, and
+the comparison runs on it end to end."""
 
 from __future__ import annotations
 
 import json
 
+import pytest
 import yaml
 
 from rlff_esc.agents.base import Dialogue
@@ -90,3 +92,14 @@ def test_trained_seeker_is_selected_by_models_seeker_and_runs_as_the_seeker(tmp_
     turns = [Turn(speaker="seeker", text="I lost my job."), Turn(speaker="supporter", text="How do you feel?")]
     replies = agent.respond([Dialogue(profile=case().profile, turns=turns)], seeds=[3])
     assert len(replies) == 1 and isinstance(replies[0], str) and agent.stats["calls"] == 1
+
+    from rlff_esc.agents.seeker_comparison import compare_seekers
+
+    prompted = config.models.seeker.model_copy(update={"model": str(tiny_lm_dir)})
+    report = compare_seekers(config, {"prompted": prompted, "grounded": config.models.seeker}, n=3, samples=200)
+    assert report["points"] == 3 and report["in_character_check"]["n_pairs"] > 0
+    grounded, base = report["models"]["grounded"], report["models"]["prompted"]
+    assert grounded["model"] == str(out) and len(grounded["samples"]) == 3
+    assert grounded["perplexity_minus_reference"]["delta"] == pytest.approx(
+        grounded["perplexity"]["value"] - base["perplexity"]["value"])
+    assert "perplexity_minus_reference" not in base
