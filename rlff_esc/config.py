@@ -19,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from rlff_esc.errors import ConfigError
 
+RUN_PLACEHOLDER = "{run}"  # stands for the run directory in models.<role>.model
+
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
@@ -36,7 +38,8 @@ class ModelSpec(Section):
     """Which backend serves a role and with which model."""
 
     backend: Literal["local", "http"] = "local"
-    model: str = "embedded:smollm2-135m-instruct"
+    model: str = Field("embedded:smollm2-135m-instruct", description="embedded name, HF id or folder; "
+                       "'{run}' stands for the run directory, e.g. '{run}/seeker' (the grounded seeker)")
     base_urls: list[str] = Field(default_factory=list, validate_default=True,
                                  description="http: one or more replicas")
     api_key_env: str | None = Field(None, description="http: environment variable holding the key")
@@ -201,6 +204,27 @@ class RewardWeights(Section):
         return self
 
 
+class SeekerTrainingSection(Section):
+    """The grounded seeker (``rlff-esc agents train-seeker``): a seeker simulator fine-tuned on ESConv
+    train seeker turns, saved to ``<run_dir>/seeker``; select it with ``models.seeker.model: "{run}/seeker"``
+    (see rlff_esc/agents/seeker_training.py). Defaults are sized for 2 CPU cores (about 3 minutes)."""
+
+    enabled: bool = Field(False, description="`rlff-esc run` trains it (stage 'seeker', before simulate)")
+    base_model: str = Field("embedded:smollm2-135m-instruct", description="any HF causal LM id or folder")
+    lora: LoraSection = Field(default_factory=lambda: LoraSection(top_layers=12),
+                              description="LoRA adapters, merged when saved (enabled: false trains every weight)")
+    max_steps: int = Field(24, ge=1)
+    learning_rate: float = Field(1e-3, gt=0)
+    batch_size: int = Field(4, ge=1)
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    max_examples: int | None = Field(96, ge=1, description="train-split seeker turns used (spread over "
+                                     "dialogues); null: all")
+    max_length: int = Field(320, ge=32, description="tokens per example (prompt + real turn); longer ones "
+                            "are left out, not cut")
+    bf16: bool = Field(False, description="bf16 training (GPU); fp32 on CPU")
+    save_steps: int = Field(10, ge=1, description="checkpoint every N steps; a killed training resumes from the last")
+
+
 class GRPOSection(Section):
     max_steps: int = Field(20, ge=1)
     learning_rate: float = Field(1e-5, gt=0)
@@ -355,6 +379,7 @@ class Config(Section):
     simulate: SimulateSection = Field(default_factory=SimulateSection)
     reward_model: RewardModelSection = Field(default_factory=RewardModelSection)
     policy: PolicySection = Field(default_factory=PolicySection)
+    seeker_training: SeekerTrainingSection = Field(default_factory=SeekerTrainingSection)
     evaluate: EvaluateSection = Field(default_factory=EvaluateSection)
     serve: ServeSection = Field(default_factory=ServeSection)
     base_dir: Path = Field(Path("."), exclude=True, description="folder of the YAML file; set by load_config")
@@ -451,10 +476,17 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
             if not isinstance(node, dict):
                 raise ConfigError(f"--set {item}: {'.'.join(parents[:depth + 1])} is a single value in "
                                   f"{path}, not a section")
-        node[leaf] = yaml.safe_load(value)
+        try:
+            node[leaf] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ConfigError(f"override {item!r}: the value is not valid YAML; quote it, e.g. "
+                              f"{key}='\"{value}\"'") from None
     try:
         config = Config.model_validate(raw)
     except ValidationError as e:
         raise ConfigError(_explain(e, str(path))) from None
     config.base_dir = path.resolve().parent
+    for role in Models.model_fields:  # a model trained into the run directory: "{run}/seeker"
+        spec = getattr(config.models, role)
+        spec.model = spec.model.replace(RUN_PLACEHOLDER, str(config.run_path))
     return config

@@ -1,6 +1,7 @@
 """The whole method, stage after stage: what ``rlff-esc run`` and ``make demo`` execute.
 
-data → learned critic (when a critic is ``learned``) → SFT warm-up (when enabled) → simulate →
+data → learned critic (when a critic is ``learned``) → grounded seeker (when
+``seeker_training.enabled``) → SFT warm-up (when enabled) → simulate →
 reward model → GRPO → evaluate + report. Each stage skips the work it finds already done with the
 same inputs (:mod:`rlff_esc.stages`: content hashes, not paths or times) and continues work a kill
 interrupted (training checkpoints, appended trajectories and evaluation batches), so an interrupted
@@ -37,6 +38,12 @@ def _critic(config: Config, force: bool):
     from rlff_esc.agents.learned_critic import train_learned_critic
 
     return train_learned_critic(config, force=force)
+
+
+def _seeker(config: Config, force: bool):
+    from rlff_esc.agents.seeker_training import train_seeker
+
+    return train_seeker(config, force=force)
 
 
 def _sft(config: Config, force: bool):
@@ -76,6 +83,7 @@ def _uses_learned_critic(config: Config) -> bool:
 STAGES = [
     Stage("data", _data),
     Stage("critic", _critic, _uses_learned_critic),
+    Stage("seeker", _seeker, lambda config: config.seeker_training.enabled),
     Stage("sft", _sft, lambda config: config.policy.sft.enabled),
     Stage("simulate", _simulate),
     Stage("reward_model", _reward_model),

@@ -51,6 +51,7 @@ class RunPaths:
     contexts = property(lambda self: self.root / "contexts.jsonl")
     data_marker = property(lambda self: self.root / "data.stage.json")
     policy_sft = property(lambda self: self.root / "policy_sft")
+    seeker = property(lambda self: self.root / "seeker")
     policy = property(lambda self: self.root / "policy")
     eval = property(lambda self: self.root / "eval")
     planner = property(lambda self: self.root / "eval" / "strategy_planner")

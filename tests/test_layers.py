@@ -19,7 +19,7 @@ LAYERS = [
     ("models", ["rlff_esc.agents", "rlff_esc.safety", "rlff_esc.reward_model", "rlff_esc.policy.reasoning",
                 "rlff_esc.evaluate.planner"]),
     ("stages", ["rlff_esc.simulate", "rlff_esc.policy", "rlff_esc.evaluate", "rlff_esc.serve",
-                "rlff_esc.agents.validity"]),
+                "rlff_esc.agents.validity", "rlff_esc.agents.seeker_training", "rlff_esc.agents.seeker_comparison"]),
     ("entry", ["rlff_esc.pipeline", "rlff_esc.commands", "rlff_esc.cli", "rlff_esc.__main__", "rlff_esc"]),
 ]
 

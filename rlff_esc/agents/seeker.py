@@ -75,6 +75,13 @@ def resample_seed(seed: int, attempt: int) -> int:
     return seed if attempt == 0 else stable_int(seed, "resample", attempt)
 
 
+def seeker_prompt(dialogue: Dialogue, max_history_turns: int | None, persona: str = "cooperative") -> list[dict]:
+    """What the seeker model reads: the agent sends it, the grounded seeker is trained on it (with the
+    default persona; :mod:`rlff_esc.agents.seeker_training`) and the seeker comparison scores real turns
+    after it."""
+    return seeker_messages(dialogue.profile, recent(dialogue.turns, max_history_turns), persona)
+
+
 class SeekerAgent:
     """Answers as the seeker of each dialogue (whose last turn is the supporter's)."""
 
@@ -94,7 +101,7 @@ class SeekerAgent:
 
     def _request(self, dialogue: Dialogue, seed: int) -> GenerationRequest:
         return GenerationRequest(
-            messages=seeker_messages(dialogue.profile, recent(dialogue.turns, self.max_history_turns), self.persona),
+            messages=seeker_prompt(dialogue, self.max_history_turns, self.persona),
             max_new_tokens=self.max_new_tokens, temperature=self.temperature, top_p=self.top_p, seed=seed)
 
     def respond(self, dialogues: list[Dialogue], seeds: list[int]) -> list[str]:

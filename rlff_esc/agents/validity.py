@@ -27,7 +27,7 @@ import numpy as np
 
 from rlff_esc.agents.base import Critic, Dialogue
 from rlff_esc.agents.learned_critic import improvement, seeker_texts, split_failed
-from rlff_esc.data.contexts import merge_runs
+from rlff_esc.data.contexts import merge_runs, seeker_answers
 from rlff_esc.data.schema import Case, Turn
 from rlff_esc.jsonl import read_json
 from rlff_esc.stats import auc, groups_interval
@@ -157,8 +157,7 @@ def realism_points(cases: list[Case], n: int, seed: int = 13) -> list[tuple[Dial
     per_case = []
     for case in cases:
         turns = merge_runs(case.turns)
-        at = [i for i in range(1, len(turns) - 1)
-              if turns[i].speaker == "supporter" and turns[i + 1].speaker == "seeker"]
+        at = seeker_answers(turns)
         if at:
             i = at[int(rng.integers(0, len(at)))]
             per_case.append((Dialogue(profile=case.profile, turns=turns[: i + 1]), turns[i + 1].text, case.id))

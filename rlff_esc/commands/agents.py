@@ -1,4 +1,5 @@
-"""``rlff-esc agents``: train the learned critic; measure how far the critic and seeker can be trusted."""
+"""``rlff-esc agents``: train the learned critic and the grounded seeker; measure how far the critic
+and seeker can be trusted."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import typer
 
 from rlff_esc.commands.common import DEFAULT_CONFIG, ConfigOption, SetOption, load
 
-app = typer.Typer(help="Critic and seeker agents: train the learned critic, validate against ESConv.",
+app = typer.Typer(help="Critic and seeker agents: train the learned critic and the grounded seeker, "
+                  "validate against ESConv.",
                   no_args_is_help=True)
 
 
@@ -45,6 +47,51 @@ def validate_cmd(config: ConfigOption = DEFAULT_CONFIG, set_: SetOption = None,
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))
     typer.echo(format_report(report))
+    typer.echo(f"\nwritten to {out}")
+
+
+@app.command("train-seeker")
+def train_seeker_cmd(config: ConfigOption = DEFAULT_CONFIG, set_: SetOption = None,
+                     force: bool = typer.Option(False, "--force", help="retrain even if up to date")):
+    """Fine-tune a seeker simulator on ESConv train seeker turns; saves to <run>/seeker/
+    (select it with --set 'models.seeker.model="{run}/seeker"')."""
+    from rlff_esc.agents.seeker_training import train_seeker
+
+    path = train_seeker(load(config, set_), force=force)
+    typer.echo(f"grounded seeker in {path}: {(path / 'stage.json').read_text()}")
+
+
+@app.command("compare-seekers")
+def compare_seekers_cmd(config: ConfigOption = DEFAULT_CONFIG, set_: SetOption = None,
+                        model: list[str] = typer.Option(
+                            [], "--model", help="NAME=MODEL (repeatable; the first is the reference); default "
+                            "prompted=seeker_training.base_model grounded={run}/seeker"),
+                        n: int = typer.Option(200, "--n", help="held-out points (one per valid/test dialogue)"),
+                        out: Path | None = typer.Option(None, "--out", help="JSON report; default <run>/seeker_comparison.json")):
+    """Perplexity of real held-out seeker turns, in-character rate (with the check's accuracy), length
+    and similarity to the real answer, for the prompted and the grounded seeker."""
+    from rlff_esc.agents.seeker_comparison import compare_seekers, format_comparison
+    from rlff_esc.agents.seeker_training import seeker_dir
+    from rlff_esc.config import RUN_PLACEHOLDER
+    from rlff_esc.errors import ConfigError
+
+    cfg = load(config, set_)
+    pairs = [m.partition("=") for m in model] or [
+        ("prompted", "=", cfg.seeker_training.base_model), ("grounded", "=", str(seeker_dir(cfg)))]
+    bad = [m for m, (_, sep, value) in zip(model, pairs) if not sep or not value]
+    if bad:
+        raise ConfigError(f"--model: expected NAME=MODEL, got {bad[0]!r}")
+    if not model and not (seeker_dir(cfg) / "config.json").exists():
+        raise ConfigError(f"{seeker_dir(cfg)}: no grounded seeker there; train it with `rlff-esc agents "
+                          "train-seeker` (same config) or name the models with --model NAME=MODEL")
+    spec = cfg.models.seeker.model_copy(update={"backend": "local"})
+    models = {name: spec.model_copy(update={"model": value.replace(RUN_PLACEHOLDER, str(cfg.run_path))})
+              for name, _, value in pairs}
+    report = compare_seekers(cfg, models, n=n)
+    out = out or cfg.run_path / "seeker_comparison.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    typer.echo(format_comparison(report))
     typer.echo(f"\nwritten to {out}")
 
 

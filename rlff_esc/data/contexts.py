@@ -18,6 +18,14 @@ def merge_runs(turns: list[Turn]) -> list[Turn]:
     return merged
 
 
+def seeker_answers(turns: list[Turn]) -> list[int]:
+    """Positions ``i`` (of merged turns) where a real seeker answered a supporter turn: ``turns[i]`` is
+    the supporter's and ``turns[i + 1]`` the seeker's answer. The opening turn is left out: a seeker
+    simulator always answers a conversation under way."""
+    return [i for i in range(1, len(turns) - 1)
+            if turns[i].speaker == "supporter" and turns[i + 1].speaker == "seeker"]
+
+
 def build_contexts(case: Case) -> list[Context]:
     """Contexts end at a seeker turn; the supporter turn after it is the gold reply."""
     turns = merge_runs(case.turns)

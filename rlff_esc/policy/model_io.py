@@ -29,11 +29,13 @@ def uses_lora(config: Config) -> bool:
 
 def peft_config(config: Config, model=None):
     """LoRA settings for TRL's ``peft_config=``; ``lora.top_layers`` needs the model's layer count."""
-    if not uses_lora(config):
-        return None
+    return lora_adapters(config.policy.lora, model) if uses_lora(config) else None
+
+
+def lora_adapters(lora, model=None):
+    """PEFT's LoRA settings from a ``lora`` config section (:class:`rlff_esc.config.LoraSection`)."""
     from peft import LoraConfig
 
-    lora = config.policy.lora
     layers, targets = None, lora.target_modules
     if lora.top_layers is not None and model is not None:
         total = model.config.num_hidden_layers

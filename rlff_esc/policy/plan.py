@@ -27,6 +27,7 @@ def validate_plan(config: Config) -> list[str]:
     lines = [f"experiment {config.name!r}: run directory {config.run_path}, seed {config.seed}"]
     lines += _data(config)
     lines += _models(config, warnings)
+    lines += _seeker_training(config)
     lines += _simulate(config)
     lines += _reward_model(config)
     lines += _policy(config, warnings)
@@ -77,10 +78,28 @@ def _models(config: Config, warnings: list[str]) -> list[str]:
                 warnings.append(f"models.{role}.api_key_env: ${spec.api_key_env} is not set here")
             where = f"http {spec.model} at {len(spec.base_urls)} replica(s), {spec.max_concurrency} in flight each"
         else:
-            kind = _check_model_name(f"models.{role}.model", spec.model, config)
+            kind = ("trained by the seeker stage" if role == "seeker" and _trains_seeker(config, spec.model)
+                    else _check_model_name(f"models.{role}.model", spec.model, config))
             where = f"local {spec.model} ({kind}), {spec.dtype}, batch {spec.batch_size}"
         lines.append(f"models.{role}: {where}")
     return lines
+
+
+def _trains_seeker(config: Config, model: str) -> bool:
+    from rlff_esc.agents.seeker_training import seeker_dir
+
+    return config.seeker_training.enabled and Path(model) == seeker_dir(config)
+
+
+def _seeker_training(config: Config) -> list[str]:
+    from rlff_esc.agents.seeker_training import seeker_dir
+
+    st = config.seeker_training
+    if not st.enabled:
+        return []
+    _check_model_name("seeker_training.base_model", st.base_model, config)
+    return [f"seeker training: {st.base_model} on ESConv train seeker turns, {st.max_steps} steps × batch "
+            f"{st.batch_size}, {'LoRA' if st.lora.enabled else 'full fine-tuning'}, into {seeker_dir(config)}"]
 
 
 def _simulate(config: Config) -> list[str]:
