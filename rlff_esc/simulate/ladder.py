@@ -44,6 +44,7 @@ KINDS = ("gold", "random", "generic", "dismissive")
 PAIRS = (("gold", "random"), ("gold", "dismissive"), ("random", "dismissive"), ("gold", "generic"),
          ("generic", "dismissive"))
 
+
 def ladder_contexts(cases, n: int, seed: int, split: str = "valid") -> list[Context]:
     """One context per held-out dialogue, ``n`` of them, the dialogues in a seeded order: one per
     dialogue keeps the contexts independent. The context is a seeded choice from the middle half of
