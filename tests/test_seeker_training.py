@@ -11,7 +11,7 @@ import yaml
 
 from rlff_esc.agents.base import Dialogue
 from rlff_esc.agents.seeker import SeekerAgent
-from rlff_esc.agents.seeker_training import seeker_dir, train_seeker, training_examples
+from rlff_esc.agents.seeker_training import train_seeker, training_examples
 from rlff_esc.config import load_config
 from rlff_esc.data.contexts import merge_runs
 from rlff_esc.data.schema import Case, Turn
@@ -74,11 +74,11 @@ def test_trained_seeker_is_selected_by_models_seeker_and_runs_as_the_seeker(tmp_
     from rlff_esc.pipeline import plan
 
     config = make_config(tmp_path, tiny_lm_dir)
-    assert config.models.seeker.model == str(seeker_dir(config)) == str(tmp_path / "run" / "seeker")
+    assert config.models.seeker.model == str(config.paths.seeker) == str(tmp_path / "run" / "seeker")
     assert any("models.seeker: local" in line and "trained by the seeker stage" in line for line in plan(config))
 
     out = train_seeker(config)
-    assert out == seeker_dir(config)
+    assert out == config.paths.seeker
     assert (out / "config.json").exists() and not (out / "adapter_config.json").exists()  # merged weights
     stage = json.loads((out / "stage.json").read_text())
     assert stage["steps"] == 2 and stage["examples"] == 6 and stage["max_history_turns"] == 4

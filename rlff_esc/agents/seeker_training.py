@@ -36,11 +36,6 @@ from rlff_esc.errors import RlffError
 log = logging.getLogger(__name__)
 
 
-def seeker_dir(config: Config) -> Path:
-    """Where the grounded seeker of a run lives: ``<run_dir>/seeker`` (``"{run}/seeker"`` in models.seeker)."""
-    return config.paths.seeker
-
-
 def training_examples(cases: list[Case], max_history_turns: int | None) -> list[dict]:
     """One prompt/completion pair per point where a seeker answered a supporter turn."""
     examples = []
@@ -71,7 +66,7 @@ def train_seeker(config: Config, force: bool = False) -> Path:
     from rlff_esc.policy.sft import train_on_completions
     from rlff_esc.stages import StagedFolder, model_digest
 
-    settings, out = config.seeker_training, seeker_dir(config)
+    settings, out = config.seeker_training, config.paths.seeker
     start = time.perf_counter()
     result, _ = load_cases(config)
     train = [c for c in result.cases if c.split == "train"]

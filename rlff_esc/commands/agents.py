@@ -43,11 +43,7 @@ def validate_cmd(config: ConfigOption = DEFAULT_CONFIG, set_: SetOption = None,
         raise ConfigError(f"--critic: unknown critic {bad[0]!r} (expected learned or llm)")
     report = validate_agents(cfg, critics=tuple(critic), n_llm=n, n_seeker=seeker_n,
                              trajectories_path=cfg.paths.trajectories())
-    out = out or cfg.run_path / "agents_validity.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
-    typer.echo(format_report(report))
-    typer.echo(f"\nwritten to {out}")
+    _write_report(out or cfg.run_path / "agents_validity.json", report, format_report(report))
 
 
 @app.command("train-seeker")
@@ -71,28 +67,23 @@ def compare_seekers_cmd(config: ConfigOption = DEFAULT_CONFIG, set_: SetOption =
     """Perplexity of real held-out seeker turns, in-character rate (with the check's accuracy), length
     and similarity to the real answer, for the prompted and the grounded seeker."""
     from rlff_esc.agents.seeker_comparison import compare_seekers, format_comparison
-    from rlff_esc.agents.seeker_training import seeker_dir
     from rlff_esc.config import RUN_PLACEHOLDER
     from rlff_esc.errors import ConfigError
 
     cfg = load(config, set_)
     pairs = [m.partition("=") for m in model] or [
-        ("prompted", "=", cfg.seeker_training.base_model), ("grounded", "=", str(seeker_dir(cfg)))]
+        ("prompted", "=", cfg.seeker_training.base_model), ("grounded", "=", str(cfg.paths.seeker))]
     bad = [m for m, (_, sep, value) in zip(model, pairs) if not sep or not value]
     if bad:
         raise ConfigError(f"--model: expected NAME=MODEL, got {bad[0]!r}")
-    if not model and not (seeker_dir(cfg) / "config.json").exists():
-        raise ConfigError(f"{seeker_dir(cfg)}: no grounded seeker there; train it with `rlff-esc agents "
+    if not model and not (cfg.paths.seeker / "config.json").exists():
+        raise ConfigError(f"{cfg.paths.seeker}: no grounded seeker there; train it with `rlff-esc agents "
                           "train-seeker` (same config) or name the models with --model NAME=MODEL")
     spec = cfg.models.seeker.model_copy(update={"backend": "local"})
     models = {name: spec.model_copy(update={"model": value.replace(RUN_PLACEHOLDER, str(cfg.run_path))})
               for name, _, value in pairs}
     report = compare_seekers(cfg, models, n=n)
-    out = out or cfg.run_path / "seeker_comparison.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
-    typer.echo(format_comparison(report))
-    typer.echo(f"\nwritten to {out}")
+    _write_report(out or cfg.run_path / "seeker_comparison.json", report, format_comparison(report))
 
 
 @app.command("ladder")
@@ -111,3 +102,12 @@ def ladder_cmd(config: ConfigOption = DEFAULT_CONFIG, set_: SetOption = None,
     report = run_ladder(cfg, n=n, kinds=tuple(kind), reward_model=reward_model, force=force)
     typer.echo(format_ladder(report))
     typer.echo(f"\nwritten to {cfg.paths.ladder / 'ladder.json'}")
+
+
+def _write_report(path: Path, report: dict, table: str) -> None:
+    """Save a report as JSON (atomically) and print its table."""
+    from rlff_esc.jsonl import write_json
+
+    write_json(path, report)
+    typer.echo(table)
+    typer.echo(f"\nwritten to {path}")

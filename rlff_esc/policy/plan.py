@@ -86,20 +86,18 @@ def _models(config: Config, warnings: list[str]) -> list[str]:
 
 
 def _trains_seeker(config: Config, model: str) -> bool:
-    from rlff_esc.agents.seeker_training import seeker_dir
 
-    return config.seeker_training.enabled and Path(model) == seeker_dir(config)
+    return config.seeker_training.enabled and Path(model) == config.paths.seeker
 
 
 def _seeker_training(config: Config) -> list[str]:
-    from rlff_esc.agents.seeker_training import seeker_dir
 
     st = config.seeker_training
     if not st.enabled:
         return []
     _check_model_name("seeker_training.base_model", st.base_model, config)
     return [f"seeker training: {st.base_model} on ESConv train seeker turns, {st.max_steps} steps × batch "
-            f"{st.batch_size}, {'LoRA' if st.lora.enabled else 'full fine-tuning'}, into {seeker_dir(config)}"]
+            f"{st.batch_size}, {'LoRA' if st.lora.enabled else 'full fine-tuning'}, into {config.paths.seeker}"]
 
 
 def _simulate(config: Config) -> list[str]:
