@@ -314,6 +314,9 @@ class EvaluateSection(Section):
     max_turns: int = Field(8, ge=1, description="supporter turns per dialogue (PPDPP: 8)")
     batch_cases: int = Field(16, ge=1, description="cases (and test contexts) run together; each finished batch "
                              "is saved, so a killed evaluation loses at most one")
+    systems_together: int | None = Field(
+        None, ge=1, description="systems run side by side through the interactive protocol, their models "
+        "loaded at once (the seeker and critic then answer all of them in one call); null: all")
     systems: list[str] = Field(default_factory=lambda: ["base", "base_reasoning", "sft", "strategy", "rlff_esc"])
     policies: dict[str, PolicyPath] = Field(default_factory=dict, description="extra systems: name -> model folder")
     max_new_tokens: int = Field(64, ge=8, description="reply budget of systems that answer directly")

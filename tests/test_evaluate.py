@@ -15,6 +15,7 @@ from rlff_esc.agents.base import Judgement
 from rlff_esc.config import Config
 from rlff_esc.data.schema import Case, Profile, Turn
 from rlff_esc.errors import DataError, RlffError
+from rlff_esc.evaluate.base import Reply
 from rlff_esc.evaluate.interactive import EvalCase, outcome_statistics, read_cases_file, run_dialogues
 from rlff_esc.evaluate.judge import parse_ratings
 from rlff_esc.evaluate.quality import quality_statistics
@@ -30,8 +31,7 @@ class ScriptedSystem:
 
     def respond(self, histories, seeds):
         self.calls.append((len(histories), list(seeds)))
-        self.last_notes = [{"raw": f"<think>x</think> reply {len(h)}"} for h in histories]
-        return [f"reply {len(h)}" for h in histories]
+        return [Reply(f"reply {len(h)}", {"raw": f"<think>x</think> reply {len(h)}"}) for h in histories]
 
 
 class ScriptedSeeker:
@@ -83,7 +83,8 @@ def _case(id_, situation):
 def test_protocol_success_turn_batching_and_paired_seeds():
     cases = [_case("a", "I am happy-ish but stressed"), _case("b", "I lost my job"), _case("c", "my happy dog ran")]
     system, seeker, critic = ScriptedSystem(), ScriptedSeeker(), ScriptedCritic()
-    out = run_dialogues(system, cases, seeker, critic, max_turns=4, threshold=0.5, seed=7, progress=False)
+    out = run_dialogues([(system, cases)], seeker, critic, max_turns=4, threshold=0.5, seed=7,
+                        progress=False)["scripted"]
     assert [t["success_turn"] for t in out] == [2, None, 2]
     assert [t["turns_used"] for t in out] == [2, 4, 2]
     # the seeker opens with the situation; then supporter and seeker alternate
@@ -96,16 +97,50 @@ def test_protocol_success_turn_batching_and_paired_seeds():
     assert [n for n, _ in system.calls] == [3, 3, 1, 1] and critic.batches == [3, 3, 1, 1]
     # seeds depend on case and turn, not on the system: a second system meets the same seeker draws
     seeker2 = ScriptedSeeker()
-    run_dialogues(ScriptedSystem("other"), cases, seeker2, ScriptedCritic(), max_turns=4, threshold=0.5, seed=7,
+    run_dialogues([(ScriptedSystem("other"), cases)], seeker2, ScriptedCritic(), max_turns=4, threshold=0.5, seed=7,
                   progress=False)
     assert seeker2.seeds == seeker.seeds and len(set(seeker.seeds[0])) == 3
+
+
+class Dismissive(ScriptedSystem):
+    """Fails the 'happy' cases: the critic below solves a case only after a system that is not this one."""
+
+    def respond(self, histories, seeds):
+        self.calls.append((len(histories), list(seeds)))
+        return [Reply("whatever") for _ in histories]
+
+
+class CriticOfReplies(ScriptedCritic):
+    def judge(self, dialogues):
+        self.batches.append(len(dialogues))
+        return [Judgement(score=-0.5 if d.turns[-2].text == "whatever" else 1.0, distribution={}) for d in dialogues]
+
+
+def test_systems_side_by_side_give_what_each_gives_alone():
+    """Systems evaluated together: the seeker and the critic get one call per turn for all of them,
+    and each system's transcripts are those it gets when evaluated alone."""
+    cases = [_case("a", "I am happy-ish but stressed"), _case("b", "I lost my job"), _case("c", "my happy dog ran")]
+    alone = {}
+    for system in (ScriptedSystem(), Dismissive("dismissive")):
+        alone.update(run_dialogues([(system, cases)], ScriptedSeeker(), CriticOfReplies(), max_turns=3,
+                                   threshold=0.5, seed=7, progress=False))
+    first, second, seeker, critic = ScriptedSystem(), Dismissive("dismissive"), ScriptedSeeker(), CriticOfReplies()
+    together = run_dialogues([(first, cases), (second, cases[1:])], seeker, critic, max_turns=3, threshold=0.5,
+                             seed=7, progress=False)
+    assert together["scripted"] == alone["scripted"]
+    assert together["dismissive"] == alone["dismissive"][1:]
+    assert [t["success_turn"] for t in together["scripted"]] == [1, 1, 1]
+    assert [t["success"] for t in together["dismissive"]] == [False, False]
+    # turn 1: 3 + 2 dialogues in one seeker and one critic call; then only the dismissive ones go on
+    assert critic.batches == [5, 2, 2] and [len(s) for s in seeker.seeds] == [5, 2, 2]
+    assert [n for n, _ in second.calls] == [2, 2, 2] and [n for n, _ in first.calls] == [3]
 
 
 def test_safety_flag_replaces_reply_and_is_logged():
     cases = [_case("a", "I am in crisis and want to end it"), _case("b", "I lost my job")]
     system = ScriptedSystem()
-    out = run_dialogues(system, cases, ScriptedSeeker(), ScriptedCritic(), max_turns=1, threshold=0.5, seed=1,
-                        safety=FlagAll(), progress=False)
+    out = run_dialogues([(system, cases)], ScriptedSeeker(), ScriptedCritic(), max_turns=1, threshold=0.5, seed=1,
+                        safety=FlagAll(), progress=False)["scripted"]
     assert out[0]["turns"][1]["text"] == "SAFE REPLY"
     assert [(f["turn"], f["category"], f["text"]) for f in out[0]["safety_flags"]] == [
         (1, "suicide", cases[0].profile.situation)]
@@ -116,8 +151,8 @@ def test_safety_flag_replaces_reply_and_is_logged():
 def test_a_flagged_dialogue_stays_in_safe_mode():
     cases = [_case("a", "I am in crisis and want to end it"), _case("b", "I lost my job")]
     system = ScriptedSystem()
-    out = run_dialogues(system, cases, ScriptedSeeker(), ScriptedCritic(), max_turns=3, threshold=0.5, seed=1,
-                        safety=FlagAll(), progress=False)
+    out = run_dialogues([(system, cases)], ScriptedSeeker(), ScriptedCritic(), max_turns=3, threshold=0.5, seed=1,
+                        safety=FlagAll(), progress=False)["scripted"]
     supporter = [t["text"] for t in out[0]["turns"] if t["speaker"] == "supporter"]
     assert supporter == ["SAFE REPLY", "SAFE FOLLOW-UP", "SAFE FOLLOW-UP"]
     assert [f["turn"] for f in out[0]["safety_flags"]] == [1]

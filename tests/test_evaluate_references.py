@@ -46,9 +46,9 @@ def _seeker(text):
 def test_dismissive_replies_come_from_the_list_and_follow_the_seed(tmp_path):
     system = build_system(Config(run_dir=str(tmp_path / "run")), "dismissive")  # needs no data and no model
     seeds = [turn_seed(13, f"case{i}", turn, "system") for i in range(20) for turn in (1, 2)]
-    replies = system.respond([_seeker("hello")] * len(seeds), seeds)
+    replies = [r.text for r in system.respond([_seeker("hello")] * len(seeds), seeds)]
     assert set(replies) <= set(DISMISSIVE_REPLIES) and len(set(replies)) > 3
-    assert system.respond([_seeker("anything else")] * len(seeds), seeds) == replies  # the seed decides
+    assert [r.text for r in system.respond([_seeker("anything else")] * len(seeds), seeds)] == replies  # the seed decides
     assert system.identity["replies"] == len(DISMISSIVE_REPLIES)
     assert not set(DISMISSIVE_REPLIES) & set(GENERIC_REPLIES)
 
@@ -59,10 +59,10 @@ def test_random_reply_draws_training_replies_only(tmp_path):
     config = Config(run_dir=str(run))
     system = build_system(config, "random_reply")
     seeds = list(range(40))
-    replies = system.respond([_seeker("hi")] * 40, seeds)
+    replies = [r.text for r in system.respond([_seeker("hi")] * 40, seeds)]
     gold = {reply for _, reply in TOPICS.values()}
     assert set(replies) == gold  # 40 draws reach all three training replies and nothing from valid or test
-    assert build_system(config, "random_reply").respond([_seeker("x")] * 40, seeds) == replies
+    assert [r.text for r in build_system(config, "random_reply").respond([_seeker("x")] * 40, seeds)] == replies
     assert system.identity["replies"] == 3 and "cases.jsonl (split train)" in system.identity["source"]
     config.evaluate.reference_max_contexts = 2
     assert build_system(config, "random_reply").identity["replies"] == 2
@@ -91,9 +91,9 @@ def test_retrieval_returns_the_reply_of_the_nearest_training_conversation(tmp_pa
                  _seeker("My company let me go today and now I worry about money."),
                  [Turn(speaker="seeker", text="My puppy got sick."), Turn(speaker="supporter", text="Oh no."),
                   Turn(speaker="seeker", text="The exam results came out and I got an F in maths.")]]
-    replies = system.respond(histories, [1, 2, 3])
+    replies = [r.text for r in system.respond(histories, [1, 2, 3])]
     assert replies == [TOPICS["dog"][1], TOPICS["job"][1], TOPICS["exam"][1]]
-    assert system.respond(histories, [7, 8, 9]) == replies  # nearest by content, whatever the seed
+    assert [r.text for r in system.respond(histories, [7, 8, 9])] == replies  # nearest by content, whatever the seed
     # the comparison reads the newest turns first and only the last `history_turns`
     assert conversation_text(histories[2], 2) == ("seeker: The exam results came out and I got an F in maths. | "
                                                   "supporter: Oh no.")

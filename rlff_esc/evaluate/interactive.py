@@ -3,8 +3,8 @@
 The seeker opens with the case's ``situation``; then the system and the seeker alternate. After each
 exchange (a system reply and the seeker's reaction) the critic judges the dialogue; the dialogue
 succeeds at that turn when the critic's mean mapped score is above the threshold (0.5), and stops.
-A dialogue has at most ``max_turns`` system turns. All dialogues advance together: one batched call
-per role per turn.
+A dialogue has at most ``max_turns`` system turns. All dialogues advance together, those of several
+systems too: one batched call per system, one for the seeker and one for the critic per turn.
 
 Seeds depend on the case, the turn and the role only, never on the system, so every system meets
 the same seeker draws: comparisons between systems are paired.
@@ -100,31 +100,45 @@ class _State:
                 "final_score": scores[-1] if scores else None, "max_turns": max_turns}
 
 
-def run_dialogues(system, cases: list[EvalCase], seeker, critic, *, max_turns: int, threshold: float,
-                  seed: int, safety=None, progress: bool = True) -> list[dict]:
-    """Talk every case through with ``system``; one transcript record per case, in case order."""
-    states = [_State(c, [Turn(speaker="seeker", text=c.profile.situation)]) for c in cases]
+def run_dialogues(jobs: list[tuple], seeker, critic, *, max_turns: int, threshold: float, seed: int,
+                  safety=None, progress: bool = True) -> dict[str, list[dict]]:
+    """Talk each job's cases through with its system; ``jobs`` is a list of (system, cases). Returns
+    one transcript record per case, in case order, per system name.
+
+    The systems run side by side: each turn, every system answers its own active dialogues, then the
+    seeker reacts to all of them in one call and the critic judges them in one call. The seeker's
+    prompts for one case under different systems begin alike (persona, profile, opening), so its
+    backend computes that beginning once, and its decoding runs on full batches; ten systems together
+    XXMEASURE (README, "Evaluation")."""
+    states = [(system, _State(c, [Turn(speaker="seeker", text=c.profile.situation)])) for system, cases in jobs
+              for c in cases]
     active = list(range(len(states)))
-    bar = tqdm(total=max_turns, desc=f"evaluate {system.name}", unit="turn", disable=not progress)
+    label = jobs[0][0].name if len(jobs) == 1 else f"{len(jobs)} systems"
+    bar = tqdm(total=max_turns, desc=f"evaluate {label}", unit="turn", disable=not progress)
     for turn in range(1, max_turns + 1):
         if not active:
             break
-        _system_turn(system, [states[i] for i in active], turn, seed, safety)
-        dialogues = [Dialogue(states[i].case.profile, states[i].turns) for i in active]
-        reactions = seeker.respond(dialogues, [turn_seed(seed, states[i].case.id, turn, "seeker") for i in active])
-        for i, text in zip(active, reactions):
-            states[i].turns.append(Turn(speaker="seeker", text=text))
-        judgements = critic.judge([Dialogue(states[i].case.profile, states[i].turns) for i in active])
-        for i, j in zip(active, judgements):
-            states[i].critic.append({"turn": turn, "score": j.score, "distribution": j.distribution,
-                                     "invalid": j.invalid})
+        for system, _ in jobs:
+            mine = [states[i][1] for i in active if states[i][0] is system]
+            if mine:
+                _system_turn(system, mine, turn, seed, safety)
+        now = [states[i][1] for i in active]
+        reactions = seeker.respond([Dialogue(s.case.profile, s.turns) for s in now],
+                                   [turn_seed(seed, s.case.id, turn, "seeker") for s in now])
+        for state, text in zip(now, reactions):
+            state.turns.append(Turn(speaker="seeker", text=text))
+        judgements = critic.judge([Dialogue(s.case.profile, s.turns) for s in now])
+        for state, j in zip(now, judgements):
+            state.critic.append({"turn": turn, "score": j.score, "distribution": j.distribution,
+                                 "invalid": j.invalid})
             if j.score is not None and j.score > threshold:
-                states[i].success_turn = turn
-        active = [i for i in active if states[i].success_turn is None]
+                state.success_turn = turn
+        active = [i for i in active if states[i][1].success_turn is None]
         bar.update(1)
         bar.set_postfix(succeeded=len(states) - len(active), of=len(states))
     bar.close()
-    return [s.record(system.name, max_turns) for s in states]
+    return {system.name: [s.record(system.name, max_turns) for owner, s in states if owner is system]
+            for system, _ in jobs}
 
 
 def _system_turn(system, states: list[_State], turn: int, seed: int, safety) -> None:
@@ -136,12 +150,10 @@ def _system_turn(system, states: list[_State], turn: int, seed: int, safety) -> 
     asked = [k for k, f in enumerate(flags) if f is None]
     replies = system.respond([states[k].turns for k in asked],
                              [turn_seed(seed, states[k].case.id, turn, "system") for k in asked]) if asked else []
-    notes = list(getattr(system, "last_notes", []) or [])
-    notes += [{}] * (len(asked) - len(notes))
-    for k, reply, note in zip(asked, replies, notes):
-        states[k].turns.append(Turn(speaker="supporter", text=reply, strategy=note.get("strategy")))
-        if note:
-            states[k].system_notes.append({"turn": turn, **note})
+    for k, reply in zip(asked, replies):
+        states[k].turns.append(Turn(speaker="supporter", text=reply.text, strategy=reply.note.get("strategy")))
+        if reply.note:
+            states[k].system_notes.append({"turn": turn, **reply.note})
     for k, flag in enumerate(flags):
         if flag is not None:
             follow_up = screens[k].follow_up(len(seeker[k]))

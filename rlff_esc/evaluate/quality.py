@@ -33,10 +33,9 @@ def generate_replies(system, contexts: list[Context], *, seed: int, batch: int =
                       disable=not progress):
         chunk = contexts[start: start + batch]
         replies = system.respond([c.history for c in chunk], [turn_seed(seed, c.id, 0, "quality") for c in chunk])
-        notes = list(getattr(system, "last_notes", []) or []) + [{}] * len(chunk)
-        for c, reply, note in zip(chunk, replies, notes):
-            records.append({"context_id": c.id, "reply": reply, "gold": c.gold_reply,
-                            "gold_strategy": c.gold_strategy, "notes": note})
+        for c, reply in zip(chunk, replies):
+            records.append({"context_id": c.id, "reply": reply.text, "gold": c.gold_reply,
+                            "gold_strategy": c.gold_strategy, "notes": reply.note})
     return records
 
 

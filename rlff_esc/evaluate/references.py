@@ -29,6 +29,7 @@ from rlff_esc.data.contexts import build_contexts
 from rlff_esc.data.prepare import cap_contexts, read_cases
 from rlff_esc.data.schema import Context, Turn
 from rlff_esc.errors import RlffError
+from rlff_esc.evaluate.base import Reply
 from rlff_esc.ladder_replies import DISMISSIVE_REPLIES
 
 REFERENCE_SYSTEMS = ("dismissive", "random_reply", "retrieval")
@@ -51,8 +52,8 @@ class ListSystem:
         self.name, self.replies = name, list(replies)
         self.identity = {**identity, "replies": len(self.replies), "replies_digest": _digest(self.replies)}
 
-    def respond(self, histories: list[list[Turn]], seeds: list[int]) -> list[str]:
-        return [self.replies[draw(seed, len(self.replies))] for seed in seeds]
+    def respond(self, histories: list[list[Turn]], seeds: list[int]) -> list[Reply]:
+        return [Reply(self.replies[draw(seed, len(self.replies))]) for seed in seeds]
 
 
 def conversation_text(history: list[Turn], turns: int | None) -> str:
@@ -77,11 +78,11 @@ class RetrievalSystem:
     def _vectors(self, histories: list[list[Turn]]) -> np.ndarray:
         return self.encoder.encode([conversation_text(h, self.history_turns) for h in histories])
 
-    def respond(self, histories: list[list[Turn]], seeds: list[int]) -> list[str]:
+    def respond(self, histories: list[list[Turn]], seeds: list[int]) -> list[Reply]:
         if self._index is None:
             self._index = self._vectors([c.history for c in self.contexts])
         nearest = (self._vectors(histories) @ self._index.T).argmax(1)
-        return [self.contexts[i].gold_reply for i in nearest]
+        return [Reply(self.contexts[i].gold_reply) for i in nearest]
 
 
 def training_contexts(config: Config) -> tuple[list[Context], str]:

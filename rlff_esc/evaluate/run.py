@@ -2,10 +2,11 @@
 
 Per system, ``<run>/eval/<system>/`` holds ``transcripts.jsonl`` (interactive dialogues with per-turn
 critic scores), ``replies.jsonl`` (replies to the test contexts with their metrics and judge ratings)
-and ``metrics.json`` (with bootstrap intervals and a fingerprint of the inputs). Cases and contexts go
-``evaluate.batch_cases`` at a time, and each finished batch is appended (fsync'd) to a
-``*.partial.jsonl`` file named by the fingerprint: a killed evaluation continues with the next batch,
-with the same seeds, so with the same results. A system whose fingerprint is unchanged is not run
+and ``metrics.json`` (with bootstrap intervals and a fingerprint of the inputs). The systems go through
+the interactive protocol side by side (``evaluate.systems_together`` at a time), then each answers the
+test contexts. Cases and contexts go ``evaluate.batch_cases`` at a time, and each finished batch is
+appended (fsync'd) to a ``*.partial.jsonl`` file per system named by its fingerprint: a killed
+evaluation continues with the next batch, with the same seeds, so with the same results. A system whose fingerprint is unchanged is not run
 again unless ``force``. ``<run>/eval/metrics.json`` combines all systems with the paired tests against
 ``base``; ``<run>/report.md`` shows them. A re-run whose inputs (systems' weights included) are all
 unchanged writes nothing (``eval/stage.json``).
@@ -23,7 +24,7 @@ from rlff_esc.errors import DataError, RlffError
 from rlff_esc.evaluate import judge as judging
 from rlff_esc.evaluate.interactive import evaluation_cases, outcome_statistics, run_dialogues
 from rlff_esc.evaluate.quality import add_similarity, generate_replies, quality_statistics
-from rlff_esc.evaluate.systems import MODEL_FOLDERS, build_systems, system_names
+from rlff_esc.evaluate.systems import MODEL_FOLDERS, PromptedSystem, build_systems, system_names
 from rlff_esc.jsonl import append_jsonl, read_json, read_jsonl, repair_partial_line, write_json, write_jsonl
 from rlff_esc.manifest import record_stage
 from rlff_esc.stages import MARKER, fingerprint, folder_digest, is_done, mark_done, model_inputs, read_marker
@@ -101,19 +102,18 @@ def evaluate(config: Config, systems: list | None = None, force: bool = False, p
     names = [s for s in systems or [] if isinstance(s, str)]
     built, unavailable = build_systems(config, names) if names or not objects else ([], {})
     agents = _Agents(config)
-    evaluated = {}
+    evaluated, todo = {}, []
     for system in objects + built:
-        folder = paths.eval_system(system.name)
-        key = _fingerprint(inputs, system)
-        previous = _read_metrics(folder)
-        if previous.get("fingerprint") == key and not force:
-            log.info("%s: already evaluated with the same inputs (%s); skipped", system.name, folder)
+        previous = _read_metrics(paths.eval_system(system.name))
+        if previous.get("fingerprint") == _fingerprint(inputs, system) and not force:
+            log.info("%s: already evaluated with the same inputs (%s); skipped", system.name,
+                     paths.eval_system(system.name))
             evaluated[system.name] = previous
-            continue
-        evaluated[system.name] = _evaluate_system(config, system, cases, cases_source, contexts, agents, key,
-                                                  fingerprint(inputs), progress)
-        if hasattr(system, "close"):
-            system.close()
+        else:
+            todo.append(system)
+    size = ev.systems_together or len(todo) or 1
+    for group in (todo[i:i + size] for i in range(0, len(todo), size)):
+        evaluated.update(_evaluate_group(config, group, cases, cases_source, contexts, agents, inputs, progress))
     _add_earlier(paths.eval, evaluated, fingerprint(inputs), skip=set(unavailable))
     combined = combine(config, evaluated, unavailable)
     write_json(paths.eval / "metrics.json", combined)
@@ -201,44 +201,101 @@ def _read_metrics(folder: Path) -> dict:
         return {}
 
 
-def _in_batches(path: Path, items: list, size: int, run_batch, item_id, record_id) -> list[dict]:
-    """One record per item, in the items' order, computed ``size`` items at a time. Each finished batch
-    is appended (fsync'd) to ``path`` and the records already there are reused, so a killed evaluation
-    loses at most one batch; a line torn by the kill is cut away first."""
+def _resumable(path: Path) -> dict[str, dict]:
+    """Records already appended to a progress file, by id (a line torn by a kill is cut away first)."""
     repair_partial_line(path)
-    done = {record_id(r): r for _, r in read_jsonl(path)} if path.exists() else {}
-    todo = [x for x in items if item_id(x) not in done]
-    if len(todo) < len(items):
-        log.info("%s: %d of %d already done; continuing", path, len(items) - len(todo), len(items))
-    for start in range(0, len(todo), size):
-        records = run_batch(todo[start:start + size])
-        append_jsonl(path, records)
-        done.update((record_id(r), r) for r in records)
-    return [done[item_id(x)] for x in items]
+    return {_record_id(r): r for _, r in read_jsonl(path)} if path.exists() else {}
 
 
-def _evaluate_system(config: Config, system, cases, cases_source, contexts, agents: _Agents, key: str,
-                     inputs_key: str, progress: bool) -> dict:
-    ev, folder = config.evaluate, config.paths.eval_system(system.name)
-    start, cpu_start = time.perf_counter(), time.process_time()
-    seeker_before = dict(getattr(agents.seeker, "stats", {}))
-    backends = _backends(system, agents)
-    tokens_before = [dict(b.stats) for b in backends]
-    for stale in folder.glob("*.partial.jsonl"):  # progress of an evaluation with other inputs
+def _record_id(record: dict) -> str:
+    return record["case_id"] if "case_id" in record else record["context_id"]
+
+
+def _progress_file(folder: Path, kind: str, key: str) -> Path:
+    """Where finished batches of one system's ``kind`` records go while it is evaluated; progress of an
+    evaluation with other inputs is dropped."""
+    for stale in folder.glob(f"{kind}.*.partial.jsonl"):
         if key not in stale.name:
             stale.unlink()
-    transcripts = _in_batches(
-        folder / f"transcripts.{key}.partial.jsonl", cases, ev.batch_cases,
-        lambda batch: run_dialogues(system, batch, agents.seeker, agents.critic, max_turns=ev.max_turns,
-                                    threshold=ev.critic.success_threshold, seed=config.seed,
-                                    safety=agents.safety, progress=progress),
-        item_id=lambda case: case.id, record_id=lambda record: record["case_id"])
-    interactive_seconds = time.perf_counter() - start
+    return folder / f"{kind}.{key}.partial.jsonl"
+
+
+def _interactive(config: Config, group: list, keys: dict[str, str], cases, agents: _Agents,
+                 progress: bool) -> dict[str, list[dict]]:
+    """Every case of every system of ``group`` through the interactive protocol, the systems side by
+    side, ``evaluate.batch_cases`` cases at a time. Each finished batch is appended (fsync'd) to each
+    system's progress file and records already there are reused, so a killed evaluation loses at most
+    one batch and continues with the same seeds."""
+    ev = config.evaluate
+    paths = {s.name: _progress_file(config.paths.eval_system(s.name), "transcripts", keys[s.name]) for s in group}
+    done = {name: _resumable(path) for name, path in paths.items()}
+    for name, records in done.items():
+        if records:
+            log.info("%s: %d of %d cases already done; continuing", name, len(records), len(cases))
+    for start in range(0, len(cases), ev.batch_cases):
+        batch = cases[start:start + ev.batch_cases]
+        jobs = [(s, [c for c in batch if c.id not in done[s.name]]) for s in group]
+        jobs = [(s, todo) for s, todo in jobs if todo]
+        if not jobs:
+            continue
+        results = run_dialogues(jobs, agents.seeker, agents.critic, max_turns=ev.max_turns,
+                                threshold=ev.critic.success_threshold, seed=config.seed, safety=agents.safety,
+                                progress=progress)
+        for name, records in results.items():
+            append_jsonl(paths[name], records)
+            done[name].update((r["case_id"], r) for r in records)
+    return {name: [done[name][c.id] for c in cases] for name in done}
+
+
+def _quality_records(config: Config, system, key: str, contexts, agents: _Agents, progress: bool) -> list[dict]:
+    """Replies to the test contexts, ``evaluate.batch_cases`` at a time, resumable like
+    :func:`_interactive`."""
+    ev = config.evaluate
+    path = _progress_file(config.paths.eval_system(system.name), "replies", key)
+    done = _resumable(path)
+    todo = [c for c in contexts if c.id not in done]
     rated = {c.id for c in contexts[: ev.judge_max_contexts or len(contexts)]} if ev.judge else set()
-    records = _in_batches(
-        folder / f"replies.{key}.partial.jsonl", contexts, ev.batch_cases,
-        lambda batch: _replies(config, system, batch, agents, rated, progress),
-        item_id=lambda context: context.id, record_id=lambda record: record["context_id"])
+    for start in range(0, len(todo), ev.batch_cases):
+        records = _replies(config, system, todo[start:start + ev.batch_cases], agents, rated, progress)
+        append_jsonl(path, records)
+        done.update((r["context_id"], r) for r in records)
+    return [done[c.id] for c in contexts]
+
+
+def _evaluate_group(config: Config, group: list, cases, cases_source, contexts, agents: _Agents, inputs: dict,
+                    progress: bool) -> dict[str, dict]:
+    """Evaluate the systems of ``group`` together (interactive protocol side by side, then each one's
+    response quality) and write each one's transcripts, replies and metrics."""
+    keys = {s.name: _fingerprint(inputs, s) for s in group}
+    start, cpu_start = time.perf_counter(), time.process_time()
+    seeker_before = dict(agents.seeker.stats)
+    transcripts = _interactive(config, group, keys, cases, agents, progress)
+    together = {"systems": [s.name for s in group], "seconds": round(time.perf_counter() - start, 1),
+                "cpu_seconds": round(time.process_time() - cpu_start, 1),  # all threads: the work, not the wait
+                "case_turns": sum(len(t["critic"]) for records in transcripts.values() for t in records),
+                "seeker_stats": {k: v - seeker_before.get(k, 0) for k, v in agents.seeker.stats.items()}}
+    together["case_turns_per_second"] = round(together["case_turns"] / max(together["seconds"], 1e-9), 2)
+    log.info("interactive protocol: %d case-turns of %d systems in %.0f s (%.2f per second)",
+             together["case_turns"], len(group), together["seconds"], together["case_turns_per_second"])
+    metrics = {}
+    for system in group:
+        metrics[system.name] = _finish_system(config, system, keys[system.name], fingerprint(inputs),
+                                              transcripts[system.name], cases, cases_source, contexts, agents,
+                                              together, progress)
+        if hasattr(system, "close"):
+            system.close()
+    return metrics
+
+
+def _finish_system(config: Config, system, key: str, inputs_key: str, transcripts: list[dict], cases, cases_source,
+                   contexts, agents: _Agents, together: dict, progress: bool) -> dict:
+    """One system's response quality, then its files and metrics (``together``: the interactive run it
+    shared with other systems: their names, seconds and case-turns)."""
+    ev, folder = config.evaluate, config.paths.eval_system(system.name)
+    start = time.perf_counter()
+    backend = system.backend if isinstance(system, PromptedSystem) else None
+    tokens_before = dict(backend.stats) if backend is not None else None
+    records = _quality_records(config, system, key, contexts, agents, progress)
     write_jsonl(folder / "transcripts.jsonl", transcripts)
     write_jsonl(folder / "replies.jsonl", records)
     metrics = {
@@ -249,22 +306,19 @@ def _evaluate_system(config: Config, system, cases, cases_source, contexts, agen
                              if turn["speaker"] == "supporter" and not turn["text"].strip()),
         "safety_flags": sum(len(t["safety_flags"]) for t in transcripts),
         "well_formed": _well_formed_share(transcripts, records),
-        "seeker_stats": {k: v - seeker_before.get(k, 0) for k, v in getattr(agents.seeker, "stats", {}).items()},
         "agents": {"seeker": agents.seeker.name, "critic": agents.critic.name,
                    "critic_kind": ev.critic.kind, "critic_threshold": ev.critic.success_threshold,
                    "judge": agents.judge.name if ev.judge and records else None},
-        "tokens": _tokens_used(backends, tokens_before),
-        "seconds": {"interactive": round(interactive_seconds, 1),
-                    "total": round(time.perf_counter() - start, 1),
-                    "cpu": round(time.process_time() - cpu_start, 1)},  # all threads: the work, not the wait
+        "quality_tokens": _tokens_used(backend, tokens_before),
+        "seconds": {"interactive_together": together["seconds"], "quality": round(time.perf_counter() - start, 1)},
+        "evaluated_together": together,
         **system_summary(config, transcripts, records),
     }
     write_json(folder / "metrics.json", metrics)
     for progress_file in folder.glob("*.partial.jsonl"):
         progress_file.unlink()
-    sr = metrics["interactive"]["SR"]["value"]
-    log.info("%s: SR %.3f, AvgT %.2f (%.0f s)", system.name, sr, metrics["interactive"]["AvgT"]["value"],
-             metrics["seconds"]["total"])
+    log.info("%s: SR %.3f, AvgT %.2f", system.name, metrics["interactive"]["SR"]["value"],
+             metrics["interactive"]["AvgT"]["value"])
     return metrics
 
 
@@ -290,22 +344,12 @@ def _well_formed_share(transcripts: list[dict], records: list[dict]) -> float | 
     return round(sum(flags) / len(flags), 3) if flags else None
 
 
-def _backends(system, agents: _Agents) -> list:
-    """The distinct model backends a system's evaluation runs on (the demo shares one SmolLM2)."""
-    found = [getattr(system, "backend", None), getattr(agents.seeker, "backend", None)]
-    if agents.config.evaluate.judge and agents.config.evaluate.quality:
-        found.append(agents.judge)
-    return list({id(b): b for b in found if b is not None}.values())
-
-
-def _tokens_used(backends: list, before: list[dict]) -> dict:
-    """Prompt and generated tokens of the backends during one system's evaluation: the
-    machine-independent measure of its cost (seconds depend on what else the CPU is doing)."""
-    used = {"prompt_tokens": 0, "completion_tokens": 0}
-    for backend, start in zip(backends, before):
-        for key in used:
-            used[key] += backend.stats[key] - start[key]
-    return used
+def _tokens_used(backend, before: dict | None) -> dict | None:
+    """Prompt and generated tokens of the system's own model while its replies to the test contexts
+    were generated (None for systems without a model): the machine-independent measure of its cost."""
+    if backend is None:
+        return None
+    return {key: backend.stats[key] - before.get(key, 0) for key in ("prompt_tokens", "completion_tokens")}
 
 
 def system_summary(config: Config, transcripts: list[dict], records: list[dict]) -> dict:

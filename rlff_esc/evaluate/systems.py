@@ -1,5 +1,5 @@
-"""The systems under evaluation, all behind one interface: a batch of dialogue histories in, one reply
-(reply text only, never a ``<think>`` block) per history out.
+"""The systems under evaluation, all behind one interface: a batch of dialogue histories in, one
+:class:`Reply` per history out (its text never holds a ``<think>`` block; the raw output goes in its note).
 
 Every system is a chat model plus a way of prompting it:
 
@@ -22,11 +22,11 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Protocol
 
 from rlff_esc.config import Config, ModelSpec
 from rlff_esc.data.schema import Turn
 from rlff_esc.errors import RlffError
+from rlff_esc.evaluate.base import Reply, System
 from rlff_esc.evaluate.planner import StrategyPlanner, load_or_train_planner
 from rlff_esc.evaluate.references import REFERENCE_SYSTEMS, build_reference
 from rlff_esc.llm.base import ChatBackend, GenerationRequest
@@ -47,20 +47,8 @@ class SystemUnavailable(RlffError):
     """A system that cannot be evaluated (its model folder is missing); the others still run."""
 
 
-class System(Protocol):
-    name: str
-    identity: dict  # what the system is (model, prompt), recorded beside its results
-
-    def respond(self, histories: list[list[Turn]], seeds: list[int]) -> list[str]:
-        """One reply (reply text only) per history; histories end with a seeker turn."""
-        ...
-
-
 class PromptedSystem:
-    """A chat backend prompted with the policy's own prompt, with or without the reasoning step.
-
-    ``last_notes`` keeps, per reply of the latest call, the raw output (with its reasoning) so that
-    transcripts can show what the system thought."""
+    """A chat backend prompted with the policy's own prompt, with or without the reasoning step."""
 
     def __init__(self, name: str, backend: ChatBackend, *, reasoning: bool, max_new_tokens: int,
                  history_turns: int | None = None, identity: dict | None = None):
@@ -68,25 +56,22 @@ class PromptedSystem:
         self.history_turns = history_turns
         self.identity = {"model": backend.name, "reasoning": reasoning, "history_turns": history_turns,
                          **(identity or {})}
-        self.last_notes: list[dict] = []
 
     def prompts(self, histories: list[list[Turn]]) -> list[tuple[list[dict], dict]]:
         """Chat messages per history, with notes to keep beside each reply."""
         return [(policy_prompt(h, self.reasoning, self.history_turns), {}) for h in histories]
 
-    def respond(self, histories: list[list[Turn]], seeds: list[int]) -> list[str]:
+    def respond(self, histories: list[list[Turn]], seeds: list[int]) -> list[Reply]:
         prompts = self.prompts(histories)
         requests = [GenerationRequest(messages=m, max_new_tokens=self.max_new_tokens, temperature=0.0, seed=s)
                     for (m, _), s in zip(prompts, seeds)]
-        outputs = self.backend.generate(requests)
-        replies, self.last_notes = [], []
-        for out, (_, extra) in zip(outputs, prompts):
+        replies = []
+        for out, (_, extra) in zip(self.backend.generate(requests), prompts):
             parsed = parse(out.text)
-            replies.append(parsed.reply)
             note = {**extra, "raw": out.text, "finish_reason": out.finish_reason}
             if self.reasoning:
                 note["well_formed"] = parsed.well_formed
-            self.last_notes.append(note)
+            replies.append(Reply(parsed.reply, note))
         return replies
 
     def close(self) -> None:
@@ -104,7 +89,6 @@ class ModelSystem(PromptedSystem):
         self.history_turns = history_turns
         self.identity = {"model": str(self.path), "reasoning": reasoning, "history_turns": history_turns,
                          "weights": folder_digest(self.path)}
-        self.last_notes = []
 
     @property
     def backend(self) -> ChatBackend:
