@@ -92,12 +92,12 @@ def test_seeker_resamples_bad_turns_with_new_seeds_and_counts():
                                "My boss keeps calling me.", "That sounds really stressful. What worries you most?",
                                "Supporter: hello"])
     seeker = SeekerAgent(backend, max_resamples=2)
-    out = seeker.respond([D, D, D], seeds=[1, 2, 3])
-    assert out == ["I just feel lost.", "My boss keeps calling me.", "Supporter: hello"]
+    out = seeker.respond_counted([D, D, D], seeds=[1, 2, 3])
+    assert out.texts == ["I just feel lost.", "My boss keeps calling me.", "Supporter: hello"]
     assert [len(c) for c in backend.calls] == [3, 2, 1]  # only failed turns are asked again, together
     seeds = [r.seed for call in backend.calls for r in call]
     assert seeds[:3] == [1, 2, 3] and len(set(seeds)) == len(seeds)  # a fresh seed per attempt
-    assert seeker.last_resamples == [0, 1, 2]
+    assert out.resamples == [0, 1, 2]
     assert seeker.stats == {"calls": 3, "out_of_role": 2, "empty": 1, "copied": 1, "resampled": 2, "gave_up": 1}
 
 

@@ -239,6 +239,34 @@ def test_batched_engine_matches_one_at_a_time(tmp_path, tiny_lm_dir):
         assert [c["score"] for c in a["critic"]] == pytest.approx([c["score"] for c in b["critic"]], abs=1e-4)
 
 
+class OutOfRoleWhere:
+    """The seeker's backend, except that every turn of a dialogue containing ``marker`` comes back out of
+    role (so that it is re-sampled until the agent gives up)."""
+
+    def __init__(self, backend, marker: str):
+        self.backend, self.marker, self.name = backend, marker, backend.name
+
+    def generate(self, requests):
+        from rlff_esc.llm.base import Generation
+
+        return [Generation("Supporter: how can I help?") if any(self.marker in m["content"] for m in r.messages)
+                else g for r, g in zip(requests, self.backend.generate(requests))]
+
+
+def test_engine_records_each_trajectorys_seeker_resamples(tmp_path, tiny_lm_dir):
+    from rlff_esc.simulate.run import build_engine, make_items, policy_spec
+
+    config = load_config(_setup_run(tmp_path, tiny_lm_dir, 2, horizon=1, max_resamples=2))
+    engine = build_engine(config, policy_spec(config))
+    contexts = _contexts(2)
+    engine.seeker.backend = OutOfRoleWhere(engine.seeker.backend, contexts[1].history[-1].text)
+    records = engine.run(make_items(config, contexts))
+    resamples = {(r["context_id"], r["candidate"]): r["resamples"] for r in records}
+    # context 1: both seeker turns (horizon 1 + the reaction) re-sampled twice each; context 0 untouched
+    assert resamples == {(contexts[0].id, 0): 0, (contexts[0].id, 1): 0,
+                         (contexts[1].id, 0): 4, (contexts[1].id, 1): 4}
+
+
 def test_shards_then_merge_equal_one_run(tmp_path, tiny_lm_dir):
     from rlff_esc.simulate.run import make_items, simulate
 

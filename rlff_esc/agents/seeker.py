@@ -5,8 +5,9 @@ both sides with labels ("Supporter: ..."), answer nothing, or parrot the last me
 would make the critic judge a conversation that never happened, so each turn is checked with simple,
 documented rules (:func:`check_turn`) and re-sampled with a fresh seed, at most ``max_resamples``
 times, all failed turns of a batch together. A turn still bad after that is kept as it is (the
-trajectory is not dropped) and counted as ``gave_up``. ``.stats`` counts every outcome; the reasons
-count rejected attempts, so ``out_of_role + empty + copied`` can exceed ``resampled``.
+trajectory is not dropped) and counted as ``gave_up``. ``respond_counted`` returns each turn's number
+of re-samples with the turns; ``.stats`` counts every outcome, where the reasons count rejected
+attempts, so ``out_of_role + empty + copied`` can exceed ``resampled``.
 
 The rules, in order:
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from dataclasses import dataclass
 from difflib import SequenceMatcher
 
 from rlff_esc.agents.base import Dialogue
@@ -82,6 +84,14 @@ def seeker_prompt(dialogue: Dialogue, max_history_turns: int | None, persona: st
     return seeker_messages(dialogue.profile, recent(dialogue.turns, max_history_turns), persona)
 
 
+@dataclass(frozen=True)
+class SeekerTurns:
+    """One seeker turn per dialogue and how many times each was re-sampled (0: kept at once)."""
+
+    texts: list[str]
+    resamples: list[int]
+
+
 class SeekerAgent:
     """Answers as the seeker of each dialogue (whose last turn is the supporter's)."""
 
@@ -93,7 +103,6 @@ class SeekerAgent:
         self.max_resamples = max_resamples
         self.max_history_turns = max_history_turns
         self.stats: Counter = Counter()
-        self.last_resamples: list[int] = []  # re-samples per dialogue of the latest respond() call
 
     @property
     def name(self) -> str:
@@ -105,6 +114,10 @@ class SeekerAgent:
             max_new_tokens=self.max_new_tokens, temperature=self.temperature, top_p=self.top_p, seed=seed)
 
     def respond(self, dialogues: list[Dialogue], seeds: list[int]) -> list[str]:
+        return self.respond_counted(dialogues, seeds).texts
+
+    def respond_counted(self, dialogues: list[Dialogue], seeds: list[int]) -> SeekerTurns:
+        """The turns with their re-sample counts, which the simulation records per trajectory."""
         texts = [""] * len(dialogues)
         attempts = [0] * len(dialogues)
         pending = list(range(len(dialogues)))
@@ -124,5 +137,4 @@ class SeekerAgent:
             pending = failed
         self.stats["gave_up"] += len(pending)
         self.stats["resampled"] += sum(1 for a in attempts if a > 0)
-        self.last_resamples = attempts
-        return [first_sentences(t) for t in texts]
+        return SeekerTurns([first_sentences(t) for t in texts], attempts)

@@ -71,12 +71,6 @@ def trl_config(config: Config, out: Path):
 def run_grpo(config: Config, force: bool = False, scorer=None, callbacks: list | None = None) -> Path:
     """Train the policy and return ``<run>/policy``. ``scorer`` replaces the trained reward model (tests);
     ``callbacks`` are extra ``TrainerCallback``s. Resumes from the last checkpoint unless ``force``."""
-    from datasets import Dataset
-    from torch.utils.tensorboard import SummaryWriter
-    from transformers.integrations import TensorBoardCallback
-    from trl import GRPOTrainer
-
-    g = config.policy.grpo
     source = start_model(config)
     staged = StagedFolder(config.paths.policy, grpo_inputs(config, source, scorer))
     if not force and staged.done():
@@ -84,10 +78,38 @@ def run_grpo(config: Config, force: bool = False, scorer=None, callbacks: list |
         return staged.out
     start = time.perf_counter()
     work = staged.open(force)
-    scorer = scorer if scorer is not None else (load_scorer(config) if g.reward_weights.reward_model else None)
-    before = work / "check_before.json"
-    check_before = read_json(before).get("check") if before.exists() else _check(config, source, scorer, "before")
-    write_json(before, {"check": check_before})
+    if scorer is None and config.policy.grpo.reward_weights.reward_model:
+        scorer = load_scorer(config)
+    check_before = _check_before(config, source, scorer, work)
+    trainer, reward_weights = _build_trainer(config, source, scorer, work, callbacks)
+    train_start = time.perf_counter()
+    resumed_at = model_io.train_resumable(trainer, staged, work / "train_log.jsonl")
+    seconds_per_step = (time.perf_counter() - train_start) / max(1, trainer.state.global_step - resumed_at)
+    if not model_io.save_trained(trainer, trainer.processing_class, work):
+        return staged.out  # another process of a multi-GPU run writes the model, the plot and the check
+    plot_training_curves(work / "train_log.jsonl", work / "training_curves.png")
+    checks, comparison = _checks(config, scorer, work, staged.out, check_before)
+    details = {"source": source, "steps": trainer.state.global_step, "resumed_at_step": resumed_at,
+               "seconds_per_step": round(seconds_per_step, 2), "reward_weights": reward_weights,
+               "check": {k: _summary(v) for k, v in checks.items()}, "check_comparison": comparison,
+               "path": str(staged.out)}
+    out = staged.commit(**details)
+    seconds = time.perf_counter() - start
+    record_stage(config.run_path, config, "policy_grpo", seconds, **details)
+    log.info("GRPO done in %.0f s (%.1f s/step): %s", seconds, seconds_per_step, out)
+    _log_checks(checks, comparison)
+    return out
+
+
+def _build_trainer(config: Config, source: str, scorer, work: Path, callbacks: list | None):
+    """TRL's ``GRPOTrainer`` on the train prompts, logging into ``work``; with the reward weights by
+    reward function name (for the record)."""
+    from datasets import Dataset
+    from torch.utils.tensorboard import SummaryWriter
+    from transformers.integrations import TensorBoardCallback
+    from trl import GRPOTrainer
+
+    g = config.policy.grpo
     model, tokenizer = model_io.load_for_training(source, bf16=config.policy.bf16)
     reward_funcs, weights = build_reward_functions(config, scorer=scorer,
                                                    end_token_ids=model_io.end_token_ids(model, tokenizer))
@@ -102,34 +124,36 @@ def run_grpo(config: Config, force: bool = False, scorer=None, callbacks: list |
     log.info("GRPO on %d train prompts: %d steps, %d completions per step, group %d (%s)", len(prompts), g.max_steps,
              g.per_device_batch_size * g.gradient_accumulation_steps, g.group_size,
              "LoRA" if model_io.uses_lora(config) else "full fine-tuning")
-    train_start = time.perf_counter()
-    resumed_at = model_io.train_resumable(trainer, staged, work / "train_log.jsonl")
-    seconds_per_step = (time.perf_counter() - train_start) / max(1, trainer.state.global_step - resumed_at)
-    if not model_io.save_trained(trainer, tokenizer, work):
-        return staged.out  # another process of a multi-GPU run writes the model, the plot and the check
-    plot_training_curves(work / "train_log.jsonl", work / "training_curves.png")
-    check_after = _check(config, str(work), scorer, "after")
-    if check_after:
-        check_after["model"] = str(staged.out)  # where it will be
-    checks = {"before": check_before, "after": check_after}
-    comparison = compare_checks(check_after, check_before) if check_before and check_after else None
+    return trainer, dict(zip([f.__name__ for f in reward_funcs], weights))
+
+
+def _check_before(config: Config, source: str, scorer, work: Path) -> dict | None:
+    """The start model's held-out check, measured once: a resumed run reads it back from ``work``."""
+    path = work / "check_before.json"
+    check = read_json(path).get("check") if path.exists() else _check(config, source, scorer, "before")
+    write_json(path, {"check": check})
+    return check
+
+
+def _checks(config: Config, scorer, work: Path, final: Path, before: dict | None) -> tuple[dict, dict | None]:
+    """The trained policy's held-out check beside the start model's and their paired comparison, written
+    to ``check.json``; ``final`` is where the policy will be once committed."""
+    after = _check(config, str(work), scorer, "after")
+    if after:
+        after["model"] = str(final)
+    checks = {"before": before, "after": after}
+    comparison = compare_checks(after, before) if before and after else None
     write_json(work / "check.json", {**checks, "comparison": comparison})
-    details = {"source": source, "steps": trainer.state.global_step, "resumed_at_step": resumed_at,
-               "seconds_per_step": round(seconds_per_step, 2), "reward_weights": dict(zip(
-                   [f.__name__ for f in reward_funcs], weights)),
-               "check": {k: _summary(v) for k, v in checks.items()}, "check_comparison": comparison,
-               "path": str(staged.out)}
-    out = staged.commit(**details)
-    seconds = time.perf_counter() - start
-    record_stage(config.run_path, config, "policy_grpo", seconds, **details)
-    log.info("GRPO done in %.0f s (%.1f s/step): %s", seconds, seconds_per_step, out)
+    return checks, comparison
+
+
+def _log_checks(checks: dict, comparison: dict | None) -> None:
     for when, c in checks.items():
         if c:
             log.info("held-out check %s: format compliance %.2f (cut off at the length cap %.2f), "
                      "mean RM score %s (n=%d)", when, c["format_compliance"], c["cut_off"], c["mean_reward"], c["n"])
     if comparison:
         log.info("held-out mean RM score after − before: %s", describe_comparison(comparison))
-    return out
 
 
 def _check(config: Config, model_path: str, scorer, when: str) -> dict | None:

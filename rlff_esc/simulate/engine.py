@@ -106,14 +106,17 @@ class Engine:
         def say(role: str, turn: int) -> None:
             dialogues = [Dialogue(it.context.profile, t) for it, t in zip(items, turns)]
             seeds = [stable_int(it.future_seed, role, turn) for it in items]
-            agent = self.seeker if role == "seeker" else self.supporter
-            for i, text in enumerate(agent.respond(dialogues, seeds)):
+            if role == "seeker":
+                said = self.seeker.respond_counted(dialogues, seeds)
+                texts = said.texts
+                for i, n in enumerate(said.resamples):
+                    resamples[i] += n
+            else:
+                texts = self.supporter.respond(dialogues, seeds)
+            for i, text in enumerate(texts):
                 new = Turn(speaker=role, text=text)
                 turns[i].append(new)
                 future[i].append(new)
-            if role == "seeker":
-                for i, n in enumerate(self.seeker.last_resamples):
-                    resamples[i] += n
 
         def judge(turn: int) -> None:
             self._step(f"critic {turn}")
