@@ -116,3 +116,13 @@ def test_no_paired_tests_when_neither_system_was_evaluated(tmp_path):
     report = write_report(config, combined).read_text()
     assert "no paired tests: neither `rlff_esc` (`evaluate.compare_to`) nor `base` was evaluated." in report
     assert "ΔSR" not in report and "| other | 0.500" in report
+
+
+def test_changing_the_compared_system_reruns_no_system_but_redoes_the_comparison(tmp_path):
+    from rlff_esc.evaluate.run import _shared_inputs, _stage_inputs
+
+    first, second = Config(run_dir=str(tmp_path / "run")), Config(run_dir=str(tmp_path / "run"))
+    second.evaluate.compare_to = "base"
+    inputs = [_shared_inputs(config, CASES, []) for config in (first, second)]
+    assert inputs[0] == inputs[1]  # each system's fingerprint: unchanged
+    assert _stage_inputs(first, inputs[0]) != _stage_inputs(second, inputs[1])  # the combined metrics: redone
