@@ -319,6 +319,8 @@ class EvaluateSection(Section):
         "loaded at once (the seeker and critic then answer all of them in one call); null: all")
     systems: list[str] = Field(default_factory=lambda: ["base", "base_reasoning", "sft", "strategy", "rlff_esc"])
     policies: dict[str, PolicyPath] = Field(default_factory=dict, description="extra systems: name -> model folder")
+    compare_to: str = Field("rlff_esc", min_length=1, description="the system every other one is tested against "
+                            "(paired bootstrap); base when this one was not evaluated; none when neither was")
     max_new_tokens: int = Field(64, ge=8, description="reply budget of systems that answer directly")
     reasoning_max_new_tokens: int = Field(128, ge=8, description="budget of systems that think first")
     seeker_max_new_tokens: int = Field(48, ge=8)

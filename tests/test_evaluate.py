@@ -316,10 +316,12 @@ def test_evaluate_end_to_end_with_real_agents_on_tiny_model(tmp_path, tiny_lm_di
     strategy_notes = [json.loads(x)["notes"] for x in (run / "eval" / "strategy" / "replies.jsonl").read_text().splitlines()]
     assert all(n["strategy"] in {"Question", "Reflection of feelings", "Providing Suggestions",
                                  "Affirmation and Reassurance"} for n in strategy_notes)
-    assert set(combined["paired_tests_vs_base"]) == {"strategy", "tiny_policy"}
-    assert 0 <= combined["paired_tests_vs_base"]["strategy"]["SR"]["p"] <= 1
+    # rlff_esc (evaluate.compare_to) was not evaluated: the others are tested against base
+    assert combined["compared_to"] == "base" and set(combined["paired_tests"]) == {"strategy", "tiny_policy"}
+    assert 0 <= combined["paired_tests"]["strategy"]["SR"]["p"] <= 1
     report = (run / "report.md").read_text()
     assert "| base |" in report and "sft" in report and "Caveat" not in report.split("## Response")[0]
+    assert "`rlff_esc`, `evaluate.compare_to`, was not evaluated, so `base` instead" in report
     assert (run / "sr_by_turn.png").stat().st_size > 0
     assert json.loads((run / "manifest.json").read_text())["stages"]["evaluate"]["systems"] == list(combined["systems"])
 

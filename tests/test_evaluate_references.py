@@ -138,7 +138,7 @@ def _report(tmp_path, successes: dict[str, list[int | None]]) -> str:
         systems[name] = {"cases": len(turns), "cases_source": "hand-made", "contexts": 0,
                          **system_summary(config, transcripts, [])}
     config.run_path.mkdir(parents=True)
-    combined = {"systems": systems, "unavailable": {}, "agents": {}, "paired_tests_vs_base": {},
+    combined = {"systems": systems, "unavailable": {}, "agents": {}, "compared_to": None, "paired_tests": {},
                 "max_turns": 4, "bootstrap_samples": 300}
     return write_report(config, combined).read_text()
 

@@ -1,8 +1,9 @@
 """``<run>/report.md`` and its PNG plots, from the combined evaluation metrics.
 
-Every number is shown with its 95% bootstrap interval; differences from ``base`` carry the paired
-bootstrap p-value. The agents' identities are printed beside the tables they produced, with a
-caveat where the critic validity measurements (README, "The critic") say the numbers carry no signal.
+One function per section. Every number is shown with its 95% bootstrap interval; differences from the
+compared system (``evaluate.compare_to``, else ``base``) carry the paired bootstrap p-value. The agents'
+identities are printed beside the tables they produced, with a caveat where the critic validity
+measurements (README, "The critic") say the numbers carry no signal.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from rlff_esc.config import Config  # noqa: E402
+from rlff_esc.evaluate.comparison import BASELINE  # noqa: E402
 from rlff_esc.evaluate.judge import ASPECTS  # noqa: E402
 from rlff_esc.evaluate.quality import QUALITY_METRICS  # noqa: E402
 from rlff_esc.evaluate.references import REFERENCE_SYSTEMS  # noqa: E402
@@ -35,6 +37,11 @@ EMBEDDED_JUDGE_CAVEAT = (
     "strong model for ratings that mean something.")
 
 
+# The goal-completion table's metrics: key, column heading, digits shown.
+GOAL_METRICS = [("SR", "SR", 3), ("AvgT", "AvgT", 2), ("reward", "mean critic reward", 3),
+                ("repetition", "repetition", 2)]
+
+
 def fmt(cell: dict | None, digits: int = 3) -> str:
     if not cell or cell.get("value") is None:
         return "–"
@@ -52,90 +59,146 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def write_report(config: Config, combined: dict) -> Path:
-    run = config.run_path
-    systems, tests, agents = combined["systems"], combined["paired_tests_vs_base"], combined["agents"]
-    max_turns = combined["max_turns"]
+    """``report.md``: the sections in order, each from its own function."""
+    sections = [header_lines(config, combined), goal_completion_lines(config, combined),
+                sr_by_turn_lines(config, combined), ladder_lines(combined["systems"]),
+                quality_lines(combined), judge_lines(config, combined), planner_lines(combined),
+                training_lines(config), files_lines(config)]
+    path = config.paths.report
+    path.write_text("\n".join(line for section in sections for line in section))
+    return path
+
+
+def _versus(combined: dict) -> str:
+    """The column heading's name of the system the others are tested against."""
+    return f"vs {combined['compared_to']}"
+
+
+def comparison_note(config: Config, combined: dict) -> str:
+    """Which system the paired tests are against, and why when it is not ``evaluate.compare_to``."""
+    wanted, reference = config.evaluate.compare_to, combined["compared_to"]
+    if reference is None:
+        return (f"no paired tests: neither `{wanted}` (`evaluate.compare_to`) nor `{BASELINE}` was "
+                "evaluated.")
+    note = f"Δ and p: the row's system minus `{reference}`, paired bootstrap"
+    if reference != wanted:
+        note += f" (`{wanted}`, `evaluate.compare_to`, was not evaluated, so `{reference}` instead)"
+    return note + "."
+
+
+def header_lines(config: Config, combined: dict) -> list[str]:
+    """The title, the protocol and agents, and the systems that could not be evaluated."""
+    systems, agents, run = combined["systems"], combined["agents"], config.run_path
     lines = [f"# RLFF-ESC evaluation: {config.name}", ""]
     first = next(iter(systems.values()), None)
     if first:
-        lines += [f"- Cases: {first['cases']} from {first['cases_source']}; at most {max_turns} supporter turns; "
-                  f"success when the critic's mean mapped score > {agents.get('critic_threshold')}.",
+        lines += [f"- Cases: {first['cases']} from {first['cases_source']}; at most {combined['max_turns']} "
+                  f"supporter turns; success when the critic's mean mapped score > {agents.get('critic_threshold')}.",
                   f"- Seeker: `{agents.get('seeker')}`; critic: `{agents.get('critic')}` ({agents.get('critic_kind')}); "
                   f"judge: `{agents.get('judge')}`.",
                   f"- Response quality on {first['contexts']} test contexts of `{run / 'contexts.jsonl'}`.",
                   f"- Every system reads the last {config.policy.max_history_turns} turns of the dialogue "
                   "(`policy.max_history_turns`, the window the trained policies learnt on).",
                   f"- Intervals: 95% bootstrap over cases/contexts ({combined['bootstrap_samples']} resamples, "
-                  f"seed {config.seed}); Δ and p: paired bootstrap against `base`.", ""]
-    for name, why in combined.get("unavailable", {}).items():
-        lines.append(f"- Not evaluated: **{name}**: {why}")
-    lines.append("")
+                  f"seed {config.seed}); {comparison_note(config, combined)}", ""]
+    lines += [f"- Not evaluated: **{name}**: {why}" for name, why in combined.get("unavailable", {}).items()]
+    return lines + [""]
 
-    lines += ["## Goal completion (interactive, PPDPP protocol)", ""]
-    if agents.get("critic_kind") == "llm" and config.models.critic.model.startswith("embedded:"):
+
+def goal_completion_lines(config: Config, combined: dict) -> list[str]:
+    """The main table: SR, AvgT, mean critic reward and repetition with their intervals, and each one's
+    paired difference from the compared system."""
+    systems, tests = combined["systems"], combined["paired_tests"]
+    tested = GOAL_METRICS if combined["compared_to"] else []
+    lines = ["## Goal completion (interactive, PPDPP protocol)", ""]
+    if combined["agents"].get("critic_kind") == "llm" and config.models.critic.model.startswith("embedded:"):
         lines += [EMBEDDED_LLM_CAVEAT, ""]
     rows = []
     for name, m in systems.items():
         i, t = m["interactive"], tests.get(name, {})
-        rows.append([name, fmt(i["SR"]), fmt(i["AvgT"], 2), fmt(i["reward"]), fmt(i.get("repetition"), 2),
-                     fmt_test(t.get("SR")), fmt_test(t.get("AvgT"), 2), str(m.get("empty_replies", 0)),
-                     str(m.get("safety_flags", 0)),
+        rows.append([name] + [fmt(i.get(k), digits) for k, _, digits in GOAL_METRICS] +
+                    [fmt_test(t.get(k), digits) for k, _, digits in tested] +
+                    [str(m.get("empty_replies", 0)), str(m.get("safety_flags", 0)),
                      "–" if m.get("well_formed") is None else f"{m['well_formed']:.2f}"])
-    lines += _table(["system", "SR", "AvgT", "mean critic reward", "repetition", "ΔSR vs base", "ΔAvgT vs base",
-                     "empty replies", "safety flags", "think format ok"], rows)
-    lines += ["", "Repetition: per dialogue, the share of the system's turns after its first that repeat one of "
-              "its earlier turns (equal, or a difflib ratio ≥ 0.8 once lower-cased and without punctuation); "
-              "mean over the dialogues with at least two system turns."]
-    lines += ["", "SR within each turn (cumulative), 95% intervals:", ""]
+    lines += _table(["system"] + [label for _, label, _ in GOAL_METRICS] +
+                    [f"Δ{k} {_versus(combined)} (p)" for k, _, _ in tested] +
+                    ["empty replies", "safety flags", "think format ok"], rows)
+    return lines + ["", "Repetition: per dialogue, the share of the system's turns after its first that repeat "
+                    "one of its earlier turns (equal, or a difflib ratio ≥ 0.8 once lower-cased and without "
+                    "punctuation); mean over the dialogues with at least two system turns.", ""]
+
+
+def sr_by_turn_lines(config: Config, combined: dict) -> list[str]:
+    """SR within each turn, as a table and as ``sr_by_turn.png``."""
+    systems, max_turns = combined["systems"], combined["max_turns"]
     rows = [[name] + [fmt(m["interactive"].get(f"SR@{k}"), 2) for k in range(1, max_turns + 1)]
             for name, m in systems.items()]
-    lines += _table(["system"] + [f"@{k}" for k in range(1, max_turns + 1)], rows)
-    sr_plot = plot_sr_by_turn(systems, max_turns, run / "sr_by_turn.png")
-    lines += ["", f"![SR by turn]({sr_plot.name})", ""]
-    lines += ladder_lines(systems)
+    plot = plot_sr_by_turn(systems, max_turns, config.run_path / "sr_by_turn.png")
+    return (["SR within each turn (cumulative), 95% intervals:", ""] +
+            _table(["system"] + [f"@{k}" for k in range(1, max_turns + 1)], rows) +
+            ["", f"![SR by turn]({plot.name})", ""])
 
-    if any(m.get("quality") for m in systems.values()):
-        lines += ["## Response quality (against the gold supporter reply)", "",
-                  "BLEU (sacrebleu), ROUGE-L and Distinct in 0–100; cosine: MiniLM; length: words. "
-                  "Distinct-n intervals lean low: a resample repeats replies, and repeats are never distinct.", ""]
-        rows = [[name] + [fmt(m["quality"].get(k), 2) for k in QUALITY_METRICS]
-                for name, m in systems.items() if m.get("quality")]
-        lines += _table(["system"] + list(QUALITY_METRICS), rows)
-        rows = [[name] + [fmt_test(t.get(k), 2) for k in QUALITY_METRICS] for name, t in tests.items()]
-        if rows:
-            lines += ["", "Paired differences from `base` (Δ, p):", ""]
-            lines += _table(["system"] + list(QUALITY_METRICS), rows)
-        lines.append("")
 
-    if any(m.get("judge") for m in systems.values()):
-        lines += ["## Judge ratings (1–5)", "", f"Judge: `{agents.get('judge')}`.", ""]
-        if config.models.judge.model.startswith("embedded:smollm2"):
-            lines += [EMBEDDED_JUDGE_CAVEAT, ""]
-        rows = []
-        for name, m in systems.items():
-            if m.get("judge"):
-                unparsed = sum(m.get("judge_unparsed", {}).values())
-                total = m.get("judge_rated", 0) * len(ASPECTS)
-                rows.append([name] + [fmt(m["judge"].get(k), 2) for k in ASPECTS] +
-                            [fmt_test(tests.get(name, {}).get("judge_overall"), 2), f"{unparsed}/{total}"])
-        lines += _table(["system"] + list(ASPECTS) + ["Δoverall vs base", "unparsed"], rows)
-        lines.append("")
+def quality_lines(combined: dict) -> list[str]:
+    """Reference metrics against the gold reply, and their paired differences."""
+    systems, tests = combined["systems"], combined["paired_tests"]
+    if not any(m.get("quality") for m in systems.values()):
+        return []
+    lines = ["## Response quality (against the gold supporter reply)", "",
+             "BLEU (sacrebleu), ROUGE-L and Distinct in 0–100; cosine: MiniLM; length: words. "
+             "Distinct-n intervals lean low: a resample repeats replies, and repeats are never distinct.", ""]
+    rows = [[name] + [fmt(m["quality"].get(k), 2) for k in QUALITY_METRICS]
+            for name, m in systems.items() if m.get("quality")]
+    lines += _table(["system"] + list(QUALITY_METRICS), rows)
+    rows = [[name] + [fmt_test(t.get(k), 2) for k in QUALITY_METRICS] for name, t in tests.items()]
+    if rows:
+        lines += ["", f"Paired differences from `{combined['compared_to']}` (Δ, p):", ""]
+        lines += _table(["system"] + [f"Δ{k} {_versus(combined)}" for k in QUALITY_METRICS], rows)
+    return lines + [""]
 
-    planner = systems.get("strategy", {}).get("identity", {}).get("planner_metrics")
-    if planner:
-        lines += ["## Strategy planner", "",
-                  f"MiniLM + logistic regression on {planner.get('train_examples')} ESConv training contexts; "
-                  f"next-strategy accuracy on {planner.get('valid_examples')} validation contexts: "
-                  f"{planner.get('valid_accuracy')} (majority class: {planner.get('valid_majority_accuracy')}).", ""]
 
-    curves = plot_training(config.paths.policy / "train_log.jsonl", run / "training_rewards.png")
-    if curves:
-        lines += ["## Training", "", f"![training rewards]({curves.name})", ""]
-    lines += ["## Files", "", f"- combined metrics: `{run / 'eval' / 'metrics.json'}`",
-              f"- per system: `{run / 'eval'}/<system>/` (transcripts.jsonl, replies.jsonl, metrics.json)", ""]
-    path = config.paths.report
-    path.write_text("\n".join(lines))
-    return path
+def judge_lines(config: Config, combined: dict) -> list[str]:
+    """The judge's ratings per aspect, the paired difference in its overall rating, and unparsed counts."""
+    systems, tests = combined["systems"], combined["paired_tests"]
+    if not any(m.get("judge") for m in systems.values()):
+        return []
+    lines = ["## Judge ratings (1–5)", "", f"Judge: `{combined['agents'].get('judge')}`.", ""]
+    if config.models.judge.model.startswith("embedded:smollm2"):
+        lines += [EMBEDDED_JUDGE_CAVEAT, ""]
+    tested = combined["compared_to"] is not None
+    rows = []
+    for name, m in systems.items():
+        if m.get("judge"):
+            unparsed = sum(m.get("judge_unparsed", {}).values())
+            total = m.get("judge_rated", 0) * len(ASPECTS)
+            delta = [fmt_test(tests.get(name, {}).get("judge_overall"), 2)] if tested else []
+            rows.append([name] + [fmt(m["judge"].get(k), 2) for k in ASPECTS] + delta + [f"{unparsed}/{total}"])
+    delta = [f"Δoverall {_versus(combined)} (p)"] if tested else []
+    lines += _table(["system"] + list(ASPECTS) + delta + ["unparsed"], rows)
+    return lines + [""]
+
+
+def planner_lines(combined: dict) -> list[str]:
+    """The strategy planner's validation accuracy, when the ``strategy`` system was evaluated."""
+    planner = combined["systems"].get("strategy", {}).get("identity", {}).get("planner_metrics")
+    if not planner:
+        return []
+    return ["## Strategy planner", "",
+            f"MiniLM + logistic regression on {planner.get('train_examples')} ESConv training contexts; "
+            f"next-strategy accuracy on {planner.get('valid_examples')} validation contexts: "
+            f"{planner.get('valid_accuracy')} (majority class: {planner.get('valid_majority_accuracy')}).", ""]
+
+
+def training_lines(config: Config) -> list[str]:
+    """The GRPO reward curves, when the run has a training log."""
+    curves = plot_training(config.paths.policy / "train_log.jsonl", config.run_path / "training_rewards.png")
+    return ["## Training", "", f"![training rewards]({curves.name})", ""] if curves else []
+
+
+def files_lines(config: Config) -> list[str]:
+    run = config.run_path
+    return ["## Files", "", f"- combined metrics: `{run / 'eval' / 'metrics.json'}`",
+            f"- per system: `{run / 'eval'}/<system>/` (transcripts.jsonl, replies.jsonl, metrics.json)", ""]
 
 
 def ladder_checks(systems: dict) -> dict | None:

@@ -8,8 +8,8 @@ test contexts. Cases and contexts go ``evaluate.batch_cases`` at a time, and eac
 appended (fsync'd) to a ``*.partial.jsonl`` file per system named by its fingerprint: a killed
 evaluation continues with the next batch, with the same seeds, so with the same results. A system whose fingerprint is unchanged is not run
 again unless ``force``. ``<run>/eval/metrics.json`` combines all systems with the paired tests against
-``base``; ``<run>/report.md`` shows them. A re-run whose inputs (systems' weights included) are all
-unchanged writes nothing (``eval/stage.json``).
+``evaluate.compare_to`` (``comparison.py``); ``<run>/report.md`` shows them. A re-run whose inputs
+(systems' weights included) are all unchanged writes nothing (``eval/stage.json``).
 """
 
 from __future__ import annotations
@@ -22,17 +22,16 @@ from rlff_esc.config import Config
 from rlff_esc.data.prepare import read_contexts
 from rlff_esc.errors import DataError, RlffError
 from rlff_esc.evaluate import judge as judging
+from rlff_esc.evaluate.comparison import combine
 from rlff_esc.evaluate.interactive import evaluation_cases, outcome_statistics, run_dialogues
 from rlff_esc.evaluate.quality import add_similarity, generate_replies, quality_statistics
 from rlff_esc.evaluate.systems import MODEL_FOLDERS, PromptedSystem, build_systems, system_names
 from rlff_esc.jsonl import append_jsonl, read_json, read_jsonl, repair_partial_line, write_json, write_jsonl
 from rlff_esc.manifest import record_stage
 from rlff_esc.stages import MARKER, fingerprint, folder_digest, is_done, mark_done, model_inputs, read_marker
-from rlff_esc.stats import interval, paired_test
+from rlff_esc.stats import interval
 
 log = logging.getLogger(__name__)
-
-BASELINE = "base"
 
 
 class _Agents:
@@ -132,14 +131,15 @@ def evaluate(config: Config, systems: list | None = None, force: bool = False, p
 
 def _stage_inputs(config: Config, inputs: dict) -> dict:
     """What the whole stage's outputs depend on, known without loading a model: the shared inputs, the
-    systems and the weights of every model they would load (a missing one counts as missing)."""
+    systems, the one they are compared to and the weights of every model they would load (a missing one
+    counts as missing)."""
     ev, paths = config.evaluate, config.paths
     folders = {name: paths.root / folder for name, (folder, _) in MODEL_FOLDERS.items()}
     folders.update({name: config.resolve(entry.path.replace("{run}", str(paths.root)))
                     for name, entry in ev.policies.items()})
     folders.update({name: Path(raw.replace("{run}", str(paths.root)))
                     for name, _, raw in (n.partition("=") for n in ev.systems) if raw})
-    return {"shared": inputs, "systems": system_names(config),
+    return {"shared": inputs, "systems": system_names(config), "compare_to": ev.compare_to,
             "policies": {k: v.model_dump(mode="json") for k, v in ev.policies.items()},
             "base_model": model_inputs(config.models.policy), "planner": ev.planner.model_dump(mode="json"),
             "weights": {name: folder_digest(path) for name, path in folders.items()},
@@ -158,12 +158,13 @@ def _quality_contexts(config: Config):
 
 
 def _shared_inputs(config: Config, cases, contexts) -> dict:
-    """Everything besides the system that decides a system's results."""
+    """Everything besides the system that decides a system's results (not which system the others are
+    compared to: changing that runs no system again)."""
     ev = config.evaluate
     critic_files = folder_digest(config.paths.learned_critic(ev.critic)) if ev.critic.kind == "learned" else None
     return {
         "evaluate": ev.model_dump(mode="json", exclude={"systems", "policies", "planner", "batch_cases",
-                                                        "reference_max_contexts"}),
+                                                        "reference_max_contexts", "compare_to"}),
         "seeker": model_inputs(config.models.seeker),
         "critic_model": model_inputs(config.models.critic),
         "critic_files": critic_files,
@@ -365,52 +366,3 @@ def system_summary(config: Config, transcripts: list[dict], records: list[dict])
             summary["judge_rated"] = len(rated)
             summary["judge_unparsed"] = judging.unparsed_counts(records)
     return summary
-
-
-def _load_outputs(config: Config, name: str) -> tuple[list[dict], list[dict]]:
-    folder = config.paths.eval_system(name)
-    read = lambda f: [obj for _, obj in read_jsonl(folder / f)] if (folder / f).exists() else []  # noqa: E731
-    return read("transcripts.jsonl"), read("replies.jsonl")
-
-
-def paired_tests(config: Config, names: list[str]) -> dict:
-    """Each system against ``base`` on the same cases and contexts: SR, AvgT, reward, every quality
-    metric and the judge's overall rating."""
-    if BASELINE not in names:
-        return {}
-    ev, boot = config.evaluate, {"samples": config.evaluate.bootstrap_samples, "seed": config.seed + 1}
-    base_t, base_r = _load_outputs(config, BASELINE)
-    base_stats = _all_statistics(ev.max_turns, base_t, base_r)
-    tests = {}
-    for name in names:
-        if name == BASELINE:
-            continue
-        sys_t, sys_r = _load_outputs(config, name)
-        if [t["case_id"] for t in sys_t] != [t["case_id"] for t in base_t] or \
-                [r["context_id"] for r in sys_r] != [r["context_id"] for r in base_r]:
-            log.warning("%s: cases or contexts differ from base's; no paired test", name)
-            continue
-        sys_stats = _all_statistics(ev.max_turns, sys_t, sys_r)
-        tests[name] = {}
-        for metric, (stat, n) in sys_stats.items():
-            if metric in base_stats and not metric.startswith("SR@"):
-                tests[name][metric] = paired_test(stat, base_stats[metric][0], n, **boot)
-    return tests
-
-
-def _all_statistics(max_turns: int, transcripts: list[dict], records: list[dict]) -> dict:
-    stats = {k: (s, len(transcripts)) for k, s in outcome_statistics(transcripts, max_turns).items()}
-    if records:
-        stats.update({k: (s, len(records)) for k, s in quality_statistics(records).items()})
-        if any(r.get("judge") for r in records):
-            stats["judge_overall"] = (judging.judge_statistics(records)["overall"], len(records))
-    return stats
-
-
-def combine(config: Config, evaluated: dict, unavailable: dict) -> dict:
-    """All systems' metrics, who played the agents, and the paired tests against ``base``."""
-    evaluated = dict(sorted(evaluated.items(), key=lambda item: item[0] != BASELINE))  # base first
-    identity = next((m["agents"] for m in evaluated.values() if m.get("agents")), {})
-    return {"systems": evaluated, "unavailable": unavailable, "agents": identity,
-            "paired_tests_vs_base": paired_tests(config, list(evaluated)),
-            "max_turns": config.evaluate.max_turns, "bootstrap_samples": config.evaluate.bootstrap_samples}
