@@ -8,6 +8,7 @@ import pytest
 from rlff_esc.agents.base import Judgement
 from rlff_esc.config import Config
 from rlff_esc.data.schema import Profile
+from rlff_esc.evaluate.base import Reply
 from rlff_esc.evaluate.comparison import combine
 from rlff_esc.evaluate.interactive import EvalCase, run_dialogues
 from rlff_esc.evaluate.report import write_report
@@ -27,7 +28,7 @@ class FakeSystem:
         self.name, self.helps = name, helps
 
     def respond(self, histories, seeds):
-        return [HELPFUL[len(h) // 2] if self.helps(int(h[0].text.split()[1].rstrip(":"))) else "I see."
+        return [Reply(HELPFUL[len(h) // 2] if self.helps(int(h[0].text.split()[1].rstrip(":"))) else "I see.")
                 for h in histories]
 
 
@@ -61,9 +62,9 @@ def _combined(tmp_path, names, compare_to=None):
     if compare_to:
         config.evaluate.compare_to = compare_to
     evaluated = {}
-    for name in names:
-        transcripts = run_dialogues(SYSTEMS[name], CASES, FakeSeeker(), FakeCritic(), max_turns=4, threshold=0.5,
-                                    seed=config.seed, progress=False)
+    together = run_dialogues([(SYSTEMS[name], CASES) for name in names], FakeSeeker(), FakeCritic(), max_turns=4,
+                             threshold=0.5, seed=config.seed, progress=False)
+    for name, transcripts in together.items():
         write_jsonl(config.paths.eval_system(name) / "transcripts.jsonl", transcripts)
         evaluated[name] = {"cases": len(CASES), "cases_source": "fake", "contexts": 0,
                            **system_summary(config, transcripts, [])}
