@@ -291,7 +291,7 @@ class PolicySection(Section):
 
 
 class PolicyPath(Section):
-    """A trained policy evaluated by path (an ablation of P4, or any other model folder)."""
+    """A trained policy evaluated by path (an ablation, or any other model folder)."""
 
     path: str = Field(description="model folder; '{run}' stands for the run directory")
     reasoning: bool | None = Field(None, description="prompt with the reasoning format; default: what the "
