@@ -3,8 +3,9 @@
     python benchmarks/evaluate_budget.py --config configs/demo.yaml [--set evaluate.max_cases=8 ...]
 
 Re-evaluates every configured system (``force``) in the config's run directory, which must already
-hold the earlier stages' outputs (``rlff-esc run`` up to GRPO), and prints per system the wall time,
-the tokens the local models read and generated, and the total against the budget. Tokens do not
+hold the earlier stages' outputs (``rlff-esc run`` up to GRPO), and prints the interactive protocol's
+case-turns per second (the systems side by side), per system the seconds and tokens of its replies to
+the test contexts, and the total against the budget. Tokens do not
 depend on what else the machine is doing; seconds do, so run it on a quiet machine.
 """
 
@@ -33,11 +34,15 @@ def main() -> None:
     ev = config.evaluate
     print(f"{ev.max_cases} cases x <= {ev.max_turns} turns, {ev.quality_max_contexts} contexts, "
           f"{ev.judge_max_contexts if ev.judge else 0} judged")
-    print(f"{'system':>16} {'seconds':>8} {'interactive':>11} {'prompt tok':>10} {'generated':>9}  SR")
+    groups = {tuple(m["evaluated_together"]["systems"]): m["evaluated_together"] for m in combined["systems"].values()}
+    for names, together in groups.items():
+        print(f"interactive, {', '.join(names)} side by side: {together['case_turns']} case-turns in "
+              f"{together['seconds']:.1f} s ({together['case_turns_per_second']:.2f} per second)")
+    print(f"{'system':>16} {'quality s':>9} {'prompt tok':>10} {'generated':>9}  SR")
     for name, m in combined["systems"].items():
-        print(f"{name:>16} {m['seconds']['total']:>8.1f} {m['seconds']['interactive']:>11.1f} "
-              f"{m['tokens']['prompt_tokens']:>10} {m['tokens']['completion_tokens']:>9}  "
-              f"{m['interactive']['SR']['value']:.3f}")
+        tokens = m["quality_tokens"] or {"prompt_tokens": 0, "completion_tokens": 0}
+        print(f"{name:>16} {m['seconds']['quality']:>9.1f} {tokens['prompt_tokens']:>10} "
+              f"{tokens['completion_tokens']:>9}  {m['interactive']['SR']['value']:.3f}")
     for name, why in combined["unavailable"].items():
         print(f"{name:>16} not evaluated: {why}")
     print(f"total {total:.1f} s (budget {BUDGET_S} s: {'within' if total <= BUDGET_S else 'OVER'})")

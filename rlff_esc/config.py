@@ -49,6 +49,9 @@ class ModelSpec(Section):
     batch_size: int = Field(16, ge=1, description="local: sequences generated together")
     share_prefixes: bool = Field(True, description="local: compute a prompt beginning shared by several "
                                  "requests of a batch once (K candidates, critic options); off: every prompt whole")
+    keep_tokens: int = Field(0, ge=0, description="local: keep the key/value cache of generated sequences, up to "
+                             "this many tokens, for prompts that continue them (a conversation's next turn); "
+                             "SmolLM2-135M needs 46 KB a token; 0: off")
     dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32"
     device: str = "auto"
 

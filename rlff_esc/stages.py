@@ -136,7 +136,7 @@ def model_digest(name: str) -> str:
 
 # ModelSpec fields that change speed or where a model runs, never what it says.
 PERFORMANCE_FIELDS = {"base_urls", "api_key_env", "max_concurrency", "timeout_s", "max_retries", "batch_size", "device",
-                      "share_prefixes"}
+                      "share_prefixes", "keep_tokens"}
 
 
 def model_inputs(spec) -> dict:

@@ -117,3 +117,55 @@ def test_rows_of_very_different_lengths_give_what_each_gives_alone(smollm2_backe
     together = smollm2_backend.loglikelihood(pairs)
     alone = [smollm2_backend.loglikelihood([pair])[0] for pair in pairs]
     assert max(abs(a - b) for a, b in zip(together, alone)) < 1e-3
+
+
+def test_growing_cache_holds_what_a_dynamic_cache_holds_and_writes_in_place():
+    import torch
+    from transformers import DynamicCache
+
+    from rlff_esc.llm.cache import GrowingCache
+
+    torch.manual_seed(0)
+    growing, dynamic = GrowingCache(reserve=4), DynamicCache()
+    steps = [torch.randn(3, 2, 5, 8)] + [torch.randn(3, 2, 1, 8) for _ in range(4)]
+    buffers = set()
+    for states in steps:
+        for layer in (0, 1):
+            keys, values = growing.update(states, -states, layer)
+            dynamic.update(states, -states, layer)
+            assert torch.equal(keys, dynamic.layers[layer].keys) and torch.equal(values, -keys)
+        buffers.add(growing.layers[0].keys.data_ptr())
+    assert len(buffers) == 1  # the prompt and four decoded positions: one buffer, never copied
+    rows = torch.tensor([2, 0])
+    growing.batch_select_indices(rows)
+    dynamic.batch_select_indices(rows)
+    for states in (torch.randn(2, 2, 1, 8), torch.randn(2, 2, 3, 8)):  # past the room: a bigger buffer
+        for layer in (0, 1):
+            keys, _ = growing.update(states, -states, layer)
+            dynamic.update(states, -states, layer)
+            assert torch.equal(keys, dynamic.layers[layer].keys)
+    assert growing.get_seq_length() == 5 + 4 + 1 + 3
+
+
+def test_kept_caches_continue_conversations_with_the_same_texts_and_less_work(smollm2_backend):
+    """Three conversations, each next prompt repeating the last one with the model's reply and a new
+    user turn: starting from the kept caches changes no text and computes far fewer tokens."""
+    from rlff_esc.llm.local import LocalBackend
+
+    keeping = LocalBackend("keeping", model=smollm2_backend.model, tokenizer=smollm2_backend.tokenizer,
+                           keep_tokens=4096)
+    openings = ["I failed my driving test again.", "My cat has been sick all week.", "I can't sleep before exams."]
+    results = {}
+    for name, backend in (("plain", smollm2_backend), ("keeping", keeping)):
+        conversations = [[SYSTEM, {"role": "user", "content": text}] for text in openings]
+        computed, texts = backend.stats["computed_tokens"], []
+        for turn in range(3):
+            out = backend.generate([GenerationRequest(c, max_new_tokens=12, temperature=0.9, seed=turn * 10 + i)
+                                    for i, c in enumerate(conversations)])
+            texts.append([g.text for g in out])
+            for c, g in zip(conversations, out):
+                c += [{"role": "assistant", "content": g.text}, {"role": "user", "content": f"Yes. And turn {turn}."}]
+        results[name] = (texts, backend.stats["computed_tokens"] - computed)
+    assert results["keeping"][0] == results["plain"][0]
+    assert keeping.stats["reused_tokens"] > 0
+    assert results["keeping"][1] < 0.7 * results["plain"][1]

@@ -12,8 +12,9 @@ different lengths run as separate forward passes, so that few padding tokens are
 have finished leave the batch; ``loglikelihood`` computes vocabulary logits only where a continuation token
 is scored. ``stats`` counts both the tokens asked for (``prompt_tokens`` + ``completion_tokens``) and
 the tokens actually run through the model (``computed_tokens``, and apart from them
-``padding_tokens``), so that the saving can be measured. On CPU, models load with the attention of
-:mod:`rlff_esc.llm.attention`.
+``padding_tokens``), so that the saving can be measured. Decoding writes each new position into room
+the cache keeps for it instead of copying the cache (:mod:`rlff_esc.llm.cache`). On CPU, models load
+with the attention of :mod:`rlff_esc.llm.attention`.
 """
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ import time
 from dataclasses import dataclass
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from rlff_esc.llm import attention
 from rlff_esc.llm.base import Generation, GenerationRequest, Message
+from rlff_esc.llm.cache import GrowingCache
 from rlff_esc.llm.embedded import resolve_model
+from rlff_esc.llm.kept import KeptSequence, KeptSequences
 from rlff_esc.llm.prefix import Segment, length_groups, plan_prefixes
 
 log = logging.getLogger(__name__)
@@ -62,7 +65,7 @@ def eos_token_ids(model, tokenizer) -> set[int]:
 class Prefilled:
     """Prompts run through the model: the kept logits, the cache and what decoding continues from."""
     logits: torch.Tensor  # (rows, kept positions, vocabulary), float32 on CPU
-    cache: DynamicCache
+    cache: GrowingCache
     mask: torch.Tensor  # (rows, cached positions) attention mask
     next_position: torch.Tensor  # (rows, 1) position id of each row's next token
 
@@ -71,17 +74,17 @@ MIN_SHARED_TOKENS = 8  # a shorter shared stretch costs more as a forward pass o
 GROUP_COST_TOKENS = 48  # one more forward pass and the cache join cost about this many tokens' compute (CPU)
 
 
-def _cache_rows(cache: DynamicCache, rows: torch.Tensor) -> DynamicCache:
+def _cache_rows(cache: GrowingCache, rows: torch.Tensor) -> GrowingCache:
     """A new cache holding ``rows`` of ``cache`` (a row may repeat); empty if ``cache`` is."""
-    part = DynamicCache()
+    part = GrowingCache(cache.reserve)
     if cache.get_seq_length() > 0:
         for index, layer in enumerate(cache.layers):
             part.update(layer.keys[rows], layer.values[rows], index)
     return part
 
 
-def _joined(parts: list[tuple[DynamicCache, torch.Tensor, torch.Tensor]],
-            order: torch.Tensor) -> tuple[DynamicCache, torch.Tensor, torch.Tensor]:
+def _joined(parts: list[tuple[GrowingCache, torch.Tensor, torch.Tensor]],
+            order: torch.Tensor) -> tuple[GrowingCache, torch.Tensor, torch.Tensor]:
     """One (cache, mask, logits) from row groups of different widths: each left-padded to the widest
     (masked out, as batch padding is), stacked, and rows put back in ``order``."""
     width = max(mask.shape[1] for _, mask, _ in parts)
@@ -91,7 +94,7 @@ def _joined(parts: list[tuple[DynamicCache, torch.Tensor, torch.Tensor]],
                   for t in tensors]
         return torch.cat(padded)[order]
 
-    cache = DynamicCache()
+    cache = GrowingCache(parts[0][0].reserve)
     for index in range(len(parts[0][0].layers)):
         cache.update(stack([part.layers[index].keys for part, _, _ in parts], 2),
                      stack([part.layers[index].values for part, _, _ in parts], 2), index)
@@ -105,16 +108,18 @@ class LocalBackend:
     a prompt beginning shared by rows of a batch is computed once."""
 
     def __init__(self, model_name: str, *, batch_size: int = 16, dtype: str = "float32",
-                 device: str = "auto", model=None, tokenizer=None, share_prefixes: bool = True):
+                 device: str = "auto", model=None, tokenizer=None, share_prefixes: bool = True,
+                 keep_tokens: int = 0):
         self.name = model_name
         self.batch_size = batch_size
         self.share_prefixes = share_prefixes
+        self.kept = KeptSequences(keep_tokens) if keep_tokens else None
         if model is None:
             model, tokenizer = load_causal_lm(model_name, dtype, device)
         self.model, self.tokenizer = model, tokenizer
         self.device = next(model.parameters()).device
         self.stats = {"prompt_tokens": 0, "completion_tokens": 0, "computed_tokens": 0, "padding_tokens": 0,
-                      "logit_positions": 0, "seconds": 0.0}
+                      "reused_tokens": 0, "logit_positions": 0, "seconds": 0.0}
 
     # -- prompts ---------------------------------------------------------------------------------
     def render(self, messages: list[Message]) -> str:
@@ -151,12 +156,12 @@ class LocalBackend:
                           use_cache=True, logits_to_keep=logits_to_keep).logits.float().cpu()
 
     @torch.no_grad()
-    def _prefill(self, seqs: list[list[int]], limits: list[int], logits_to_keep: int) -> Prefilled:
+    def _prefill(self, seqs: list[list[int]], limits: list[int], logits_to_keep: int, reserve: int = 0) -> Prefilled:
         """Run ``seqs`` through the model, each shared beginning once (at most ``limits[i]`` tokens of
         row i are shared, see :func:`plan_prefixes`), and keep the logits of each row's last
-        ``logits_to_keep`` positions."""
+        ``logits_to_keep`` positions; the cache has room for ``reserve`` more positions."""
         levels = plan_prefixes(seqs, limits, MIN_SHARED_TOKENS) if self.share_prefixes else []
-        cache = DynamicCache()
+        cache = GrowingCache(reserve)
         mask = torch.zeros((1, 0), dtype=torch.long, device=self.device)
         for level in levels:  # shared stretches, each on top of its parent's cache row
             cache, mask, _ = self._extend(cache, mask, level, [seqs[s.rows[0]][s.start:s.end] for s in level], 1)
@@ -170,8 +175,42 @@ class LocalBackend:
                                            logits_to_keep)
         return Prefilled(logits, cache, mask, torch.tensor([[len(seq)] for seq in seqs], device=self.device))
 
-    def _extend(self, cache: DynamicCache, mask: torch.Tensor, segments: list[Segment], tokens: list[list[int]],
-                logits_to_keep: int) -> tuple[DynamicCache, torch.Tensor, torch.Tensor]:
+    def _prefill_from_kept(self, seqs: list[list[int]], limits: list[int], reserve: int) -> Prefilled | None:
+        """Like :meth:`_prefill` (one logit position kept), each row starting from the kept sequence it
+        shares most with (:mod:`rlff_esc.llm.kept`); None when no row shares ``MIN_SHARED_TOKENS``."""
+        found = [self.kept.longest_shared(seq, limit) for seq, limit in zip(seqs, limits)]
+        if max(length for _, length in found) < MIN_SHARED_TOKENS:
+            return None
+        found = [(kept, length) if length >= MIN_SHARED_TOKENS else (None, 0) for kept, length in found]
+        self.stats["reused_tokens"] += sum(length for _, length in found)
+        width = max(length for _, length in found)
+        like = next(kept for kept, _ in found if kept is not None)
+        cache = GrowingCache(reserve)
+        for layer in range(len(like.keys)):
+            keys = like.keys[layer].new_zeros((len(seqs), *like.keys[layer].shape[:1], width, like.keys[layer].shape[-1]))
+            values = torch.zeros_like(keys)
+            for row, (kept, length) in enumerate(found):
+                if length:
+                    keys[row, :, width - length:] = kept.keys[layer][:, :length]
+                    values[row, :, width - length:] = kept.values[layer][:, :length]
+            cache.update(keys.to(self.device), values.to(self.device), layer)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long, device=self.device)
+        for row, (_, length) in enumerate(found):
+            if length:
+                mask[row, width - length:] = 1
+        rows = [Segment([row], row, length, len(seq)) for row, ((_, length), seq) in enumerate(zip(found, seqs))]
+        cache, mask, logits = self._extend(cache, mask, rows, [seq[s.start:] for s, seq in zip(rows, seqs)], 1)
+        return Prefilled(logits, cache, mask, torch.tensor([[len(seq)] for seq in seqs], device=self.device))
+
+    def _keep(self, cache: GrowingCache, mask: torch.Tensor, rows: list[tuple[int, list[int]]]) -> None:
+        """Keep the cache of each (cache row, tokens): the row's positions that hold tokens, in order."""
+        for k, tokens in rows:
+            at = mask[k].nonzero().squeeze(1)
+            self.kept.add(KeptSequence(tokens[:len(at)], [layer.keys[k][:, at].cpu() for layer in cache.layers],
+                                       [layer.values[k][:, at].cpu() for layer in cache.layers]))
+
+    def _extend(self, cache: GrowingCache, mask: torch.Tensor, segments: list[Segment], tokens: list[list[int]],
+                logits_to_keep: int) -> tuple[GrowingCache, torch.Tensor, torch.Tensor]:
         """Copy each segment's parent cache row and run its tokens after it, segments of similar length in
         one forward pass (:func:`length_groups`); returns the new cache, mask and logits, rows in the order
         of ``segments``."""
@@ -190,7 +229,7 @@ class LocalBackend:
         order = torch.tensor([i for group in groups for i in group], device=self.device).argsort()
         return _joined(parts, order)
 
-    def _run(self, cache: DynamicCache, mask: torch.Tensor, segments: list[Segment], tokens: list[list[int]],
+    def _run(self, cache: GrowingCache, mask: torch.Tensor, segments: list[Segment], tokens: list[list[int]],
              logits_to_keep: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Run each segment's tokens on its row of ``cache`` (``mask``: those rows' mask so far); returns
         the extended mask and ``logits_to_keep`` positions of logits per row (padding where a row has fewer)."""
@@ -227,7 +266,9 @@ class LocalBackend:
         eos = eos_token_ids(self.model, self.tokenizer)
         new_tokens: list[list[int]] = [[] for _ in range(n)]
         finish: list[str | None] = [None] * n
-        state = self._prefill(prompts, [len(p) - 1 for p in prompts], 1)
+        limits, reserve = [len(p) - 1 for p in prompts], max(r.max_new_tokens for r in requests)
+        state = (self._prefill_from_kept(prompts, limits, reserve) if self.kept else None) or \
+            self._prefill(prompts, limits, 1, reserve=reserve)
         cache, mask, position, logits = state.cache, state.mask, state.next_position, state.logits[:, -1, :]
         active = list(range(n))  # request index of each cache row
         while True:
@@ -245,6 +286,9 @@ class LocalBackend:
                 elif len(new_tokens[row]) >= r.max_new_tokens:
                     finish[row] = "length"
             keep = [k for k, row in enumerate(active) if finish[row] is None]
+            if self.kept and len(keep) < len(active):
+                self._keep(cache, mask, [(k, prompts[row] + new_tokens[row]) for k, row in enumerate(active)
+                                         if finish[row] is not None])
             if not keep:
                 break
             if len(keep) < len(active):  # finished rows leave the batch

@@ -25,7 +25,7 @@ def build_backend(spec: ModelSpec) -> ChatBackend:
         return HTTPBackend(spec.model, base_urls=spec.base_urls, api_key_env=spec.api_key_env,
                            max_concurrency=spec.max_concurrency, timeout_s=spec.timeout_s,
                            max_retries=spec.max_retries)
-    key = (spec.model, spec.dtype, spec.device)
+    key = (spec.model, spec.dtype, spec.device, spec.keep_tokens)
     if key not in _loaded:
         _loaded[key] = load_local(spec)
     return _loaded[key]
@@ -37,4 +37,4 @@ def load_local(spec: ModelSpec, model: str | None = None, *, batch_size: int | N
     from rlff_esc.llm.local import LocalBackend
 
     return LocalBackend(model or spec.model, batch_size=batch_size or spec.batch_size, dtype=spec.dtype,
-                        device=spec.device, share_prefixes=spec.share_prefixes)
+                        device=spec.device, share_prefixes=spec.share_prefixes, keep_tokens=spec.keep_tokens)

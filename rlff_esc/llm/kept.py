@@ -1,0 +1,58 @@
+"""Key/value caches of finished sequences, kept for the prompts that continue them.
+
+A conversation's next prompt repeats its last one: the seeker's prompt at turn t+1 is its prompt at
+turn t, the reply it gave (cut to two sentences) and the supporter's answer, so most of what the
+seeker reads it has read before (the saving measured: README, "Evaluation"). A backend with a budget keeps the key/value cache of
+every sequence it generated (prompt and reply, as far as they were run through the model), oldest
+dropped first once the budget in tokens is spent; a new prompt starts from the kept sequence with which
+it shares the longest beginning and computes only the rest.
+
+Kept caches cost memory: SmolLM2-135M keeps 46 KB a token (30 layers, 3 key/value heads of 64 floats,
+keys and values), so a budget of 65,536 tokens is 3 GB.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import torch
+
+from rlff_esc.llm.prefix import common_prefix_length
+
+
+@dataclass
+class KeptSequence:
+    tokens: list[int]
+    keys: list[torch.Tensor]  # per layer: (key/value heads, len(tokens), head size)
+    values: list[torch.Tensor]
+
+
+class KeptSequences:
+    """Finished sequences' caches, at most ``budget_tokens`` tokens of them, newest kept."""
+
+    def __init__(self, budget_tokens: int):
+        self.budget_tokens = budget_tokens
+        self._kept: OrderedDict[tuple[int, ...], KeptSequence] = OrderedDict()
+        self._tokens = 0
+
+    def add(self, sequence: KeptSequence) -> None:
+        key = tuple(sequence.tokens)
+        if key in self._kept:
+            self._kept.move_to_end(key)
+            return
+        self._kept[key] = sequence
+        self._tokens += len(key)
+        while self._tokens > self.budget_tokens and self._kept:
+            dropped, _ = self._kept.popitem(last=False)
+            self._tokens -= len(dropped)
+
+    def longest_shared(self, tokens: list[int], limit: int) -> tuple[KeptSequence | None, int]:
+        """The kept sequence sharing the longest beginning with ``tokens`` and how many tokens it
+        shares, at most ``limit``; (None, 0) when none shares any."""
+        best, length = None, 0
+        for sequence in self._kept.values():
+            shared = min(common_prefix_length(sequence.tokens, tokens), limit)
+            if shared > length:
+                best, length = sequence, shared
+        return best, length
