@@ -3,12 +3,13 @@
     python benchmarks/result_table.py [--config configs/benchmark-cpu.yaml] [--set key=value ...]
 
 1. the main config's stages up to GRPO (data, learned critic, SFT warm-up, simulation, reward model,
-   policy);
+   policy), and the reward model's 5-fold cross-validation by dialogue (``cv_metrics.json``: every
+   pair scored by a model that never saw its dialogue);
 2. each ablation config (``<name>-immediate.yaml`` and ``<name>-no-reasoning.yaml`` beside the main
    config) up to GRPO, each with its own simulation, reward model and policy. An ablation starts from
    copies of the main run's data, critic and SFT warm-up: each stage checks the fingerprint of its
    inputs, so a copy is used only where the ablation's inputs are the same (the immediate-reward
-   ablation reuses the warm-up; the one without reasoning trains its own);
+   ablation reuses the warm-up; the one without reasoning trains its own), and its cross-validation;
 3. the main config's evaluation, whose ``evaluate.policies`` name the ablations' policies, and its report.
 
 Every stage skips work already done and resumes work a kill interrupted, so an interrupted table is
@@ -26,9 +27,11 @@ from pathlib import Path
 
 from rlff_esc.config import load_config
 from rlff_esc.pipeline import STAGES, run_pipeline
+from rlff_esc.reward_model.train import cross_validate
 
 ABLATIONS = ("immediate", "no-reasoning")
 SHARED = ("cases.jsonl", "contexts.jsonl", "data.stage.json", "critic", "policy_sft")
+CV_FOLDS = 5
 
 
 def copy_shared(source: Path, target: Path) -> None:
@@ -43,6 +46,10 @@ def train(config, label: str, times: dict) -> None:
     stages = [s.name for s in STAGES if s.wanted(config) and s.name != "evaluate"]
     for stage, seconds in run_pipeline(config, only=stages).items():
         times[f"{label}: {stage}"] = seconds
+    if not (config.paths.reward_model / "cv_metrics.json").exists():
+        start = time.perf_counter()
+        cross_validate(config, CV_FOLDS)
+        times[f"{label}: reward model cv"] = time.perf_counter() - start
 
 
 def main() -> None:

@@ -62,7 +62,9 @@ def make_config(tmp_path: Path, model: str, rm_path: str | None = None, **policy
 
 # -- dry run -------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["demo.yaml", "paper-qwen2.5-7b.yaml", "paper-llama3.1-8b.yaml",
-                                  "ablation-immediate.yaml", "ablation-no-reasoning.yaml", "policy-cpu.yaml"])
+                                  "ablation-immediate.yaml", "ablation-no-reasoning.yaml", "policy-cpu.yaml",
+                                  "benchmark-cpu.yaml", "benchmark-cpu-immediate.yaml",
+                                  "benchmark-cpu-no-reasoning.yaml"])
 def test_shipped_configs_validate(name, esconv_dir):
     lines = validate_plan(load_config(CONFIGS / name))
     assert any(line.startswith("policy grpo:") for line in lines)

@@ -159,12 +159,13 @@ def _quality_contexts(config: Config):
 
 def _shared_inputs(config: Config, cases, contexts) -> dict:
     """Everything besides the system that decides a system's results (not which system the others are
-    compared to: changing that runs no system again)."""
+    compared to, nor how many run side by side: changing those runs no system again)."""
     ev = config.evaluate
     critic_files = folder_digest(config.paths.learned_critic(ev.critic)) if ev.critic.kind == "learned" else None
     return {
         "evaluate": ev.model_dump(mode="json", exclude={"systems", "policies", "planner", "batch_cases",
-                                                        "reference_max_contexts", "compare_to"}),
+                                                        "systems_together", "reference_max_contexts",
+                                                        "compare_to"}),
         "seeker": model_inputs(config.models.seeker),
         "critic_model": model_inputs(config.models.critic),
         "critic_files": critic_files,
