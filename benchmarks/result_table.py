@@ -13,7 +13,8 @@
 3. the main config's evaluation, whose ``evaluate.policies`` name the ablations' policies, and its report.
 
 Every stage skips work already done and resumes work a kill interrupted, so an interrupted table is
-made by running the same command again. Prints the wall time of every stage and where the report is.
+made by running the same command again. Prints the wall time of every stage when it ran (from the
+runs' manifests; also in ``<run>/result_table_times.json``) and where the report is.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import argparse
 import json
 import logging
 import shutil
-import time
 from pathlib import Path
 
 from rlff_esc.config import load_config
@@ -42,14 +42,17 @@ def copy_shared(source: Path, target: Path) -> None:
             (shutil.copytree if (source / name).is_dir() else shutil.copy2)(source / name, target / name)
 
 
-def train(config, label: str, times: dict) -> None:
-    stages = [s.name for s in STAGES if s.wanted(config) and s.name != "evaluate"]
-    for stage, seconds in run_pipeline(config, only=stages).items():
-        times[f"{label}: {stage}"] = seconds
+def train(config) -> None:
+    run_pipeline(config, only=[s.name for s in STAGES if s.wanted(config) and s.name != "evaluate"])
     if not (config.paths.reward_model / "cv_metrics.json").exists():
-        start = time.perf_counter()
         cross_validate(config, CV_FOLDS)
-        times[f"{label}: reward model cv"] = time.perf_counter() - start
+
+
+def stage_seconds(config) -> dict[str, float]:
+    """Wall seconds of each stage when it ran (the run's manifest), so that a table made over several
+    invocations still shows what each stage cost."""
+    manifest = json.loads(config.paths.manifest.read_text()) if config.paths.manifest.exists() else {}
+    return {name: stage["seconds"] for name, stage in manifest.get("stages", {}).items()}
 
 
 def main() -> None:
@@ -58,21 +61,22 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], help="override for every config, e.g. seed=7")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    start, times = time.perf_counter(), {}
     main_config = load_config(args.config, args.set)
-    train(main_config, "main", times)
+    configs = {"main": main_config}
+    train(main_config)
     for ablation in ABLATIONS:
         path = Path(args.config).with_name(f"{Path(args.config).stem}-{ablation}.yaml")
-        config = load_config(path, args.set)
-        copy_shared(main_config.run_path, config.run_path)
-        train(config, ablation, times)
-    times["main: evaluate"] = run_pipeline(main_config, only=["evaluate"])["evaluate"]
-    total = time.perf_counter() - start
-    (main_config.run_path / "result_table_times.json").write_text(json.dumps({**times, "total": total}, indent=1))
-    print(f"{'stage':>28} {'seconds':>8}")
+        configs[ablation] = load_config(path, args.set)
+        copy_shared(main_config.run_path, configs[ablation].run_path)
+        train(configs[ablation])
+    run_pipeline(main_config, only=["evaluate"])
+    times = {f"{label}: {stage}": seconds for label, config in configs.items()
+             for stage, seconds in stage_seconds(config).items()}
+    (main_config.run_path / "result_table_times.json").write_text(json.dumps(times, indent=1))
+    print(f"{'stage':>36} {'seconds':>8}")
     for name, seconds in times.items():
-        print(f"{name:>28} {seconds:>8.0f}")
-    print(f"{'total':>28} {total:>8.0f}")
+        print(f"{name:>36} {seconds:>8.0f}")
+    print(f"{'total':>36} {sum(times.values()):>8.0f}")
     print(f"report: {main_config.paths.report}")
 
 

@@ -19,7 +19,7 @@ work asked for: 2 Ã— (parameters outside the embedding) per computed token + 2 Ã
 size per position whose logits were computed (attention scores are left out, so this is a lower
 bound). Not a timed test: run it by hand, on a quiet machine if the figures are to mean anything.
 
-    python benchmarks/simulate_throughput.py --contexts 4 --candidates 4 --horizon 1
+    python benchmarks/simulate_throughput.py --contexts 8 --candidates 4 --futures 1 --horizon 1
 """
 
 from __future__ import annotations
@@ -72,8 +72,9 @@ def timed(engine, runs) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", default="configs/demo.yaml", help="its run_dir must hold contexts.jsonl")
-    parser.add_argument("--contexts", type=int, default=4)
+    parser.add_argument("--contexts", type=int, default=8)
     parser.add_argument("--candidates", type=int, default=4)
+    parser.add_argument("--futures", type=int, default=1, help="futures per candidate (the config's is not used)")
     parser.add_argument("--horizon", type=int, default=1)
     parser.add_argument("--max-new-tokens", type=int, default=24)
     parser.add_argument("--candidate-max-new-tokens", type=int, default=32)
@@ -86,7 +87,8 @@ def main() -> None:
 
     role_model = {"model": "embedded:smollm2-135m-instruct", "batch_size": args.batch_size}
     overrides = [f"models.{role}={json.dumps(role_model)}" for role in ("policy", "seeker", "supporter", "critic")]
-    overrides += [f"simulate.candidates={args.candidates}", f"simulate.horizon={args.horizon}",
+    overrides += [f"simulate.candidates={args.candidates}", f"simulate.futures={args.futures}",
+                  f"simulate.horizon={args.horizon}",
                   f"simulate.max_new_tokens={args.max_new_tokens}",
                   f"simulate.candidate_max_new_tokens={args.candidate_max_new_tokens}",
                   f"simulate.max_history_turns={args.max_history_turns}",
