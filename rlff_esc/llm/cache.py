@@ -3,12 +3,13 @@
 Transformers' ``DynamicCache`` appends each decoded token by concatenation: every decode step copies
 every layer's keys and values of every row: with 16 rows of 300-token prompts, 220 MB a step for
 SmolLM2-135M. Writing in place instead made the interactive evaluation 1.47x faster on a 2-core CPU
-(README, "Evaluation"). :class:`GrowingCache` keeps
-each layer in a buffer with room to spare (``reserve`` positions, the generation budget) and writes
-new positions into it; the cache's ``keys`` and ``values`` are views of the filled part, so the model
-and the rest of ``DynamicCache``'s methods see what they always see. An operation that replaces the
-tensors (rows leaving the batch, reordering) is noticed at the next write, which then copies once
-into a fresh buffer.
+(README, "Evaluation").
+
+:class:`GrowingCache` keeps each layer in a buffer with room to spare (``reserve`` positions, the
+generation budget) and writes new positions into it; the cache's ``keys`` and ``values`` are views of
+the filled part, so the model and the rest of ``DynamicCache``'s methods see what they always see. An
+operation that replaces the tensors (rows leaving the batch, reordering) is noticed at the next write,
+which then copies once into a fresh buffer.
 """
 
 from __future__ import annotations
