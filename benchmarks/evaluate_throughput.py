@@ -21,7 +21,7 @@ import time
 
 from rlff_esc.config import load_config
 from rlff_esc.evaluate.interactive import evaluation_cases, run_dialogues
-from rlff_esc.evaluate.run import _Agents
+from rlff_esc.evaluate.run import Agents
 from rlff_esc.evaluate.systems import build_systems
 
 
@@ -53,7 +53,7 @@ def main() -> None:
     config = load_config(args.config, args.set + [f"evaluate.max_cases={args.cases}", f"evaluate.max_turns={args.turns}"])
     cases, source = evaluation_cases(config)
     systems, unavailable = build_systems(config, args.systems.split(","))
-    agents = _Agents(config)
+    agents = Agents(config)
     agents.seeker, agents.critic, agents.safety  # noqa: B018 -- load the models before timing
     for system in systems:  # load every policy before timing, as the evaluation does before its first turn
         getattr(system, "backend", None)

@@ -6,10 +6,11 @@ and ``metrics.json`` (with bootstrap intervals and a fingerprint of the inputs).
 the interactive protocol side by side (``evaluate.systems_together`` at a time), then each answers the
 test contexts. Cases and contexts go ``evaluate.batch_cases`` at a time, and each finished batch is
 appended (fsync'd) to a ``*.partial.jsonl`` file per system named by its fingerprint: a killed
-evaluation continues with the next batch, with the same seeds, so with the same results. A system whose fingerprint is unchanged is not run
-again unless ``force``. ``<run>/eval/metrics.json`` combines all systems with the paired tests against
-``evaluate.compare_to`` (``comparison.py``); ``<run>/report.md`` shows them. A re-run whose inputs
-(systems' weights included) are all unchanged writes nothing (``eval/stage.json``).
+evaluation continues with the next batch, with the same seeds, so with the same results. A system
+whose fingerprint is unchanged is not run again unless ``force``. ``<run>/eval/metrics.json``
+combines all systems with the paired tests against ``evaluate.compare_to`` (``comparison.py``);
+``<run>/report.md`` shows them. A re-run whose inputs (systems' weights included) are all unchanged
+writes nothing (``eval/stage.json``).
 """
 
 from __future__ import annotations
@@ -34,9 +35,9 @@ from rlff_esc.stats import interval
 log = logging.getLogger(__name__)
 
 
-class _Agents:
+class Agents:
     """Seeker, critic, safety layer, judge and encoder, built on first use: a re-run in which every
-    system is already evaluated loads no model."""
+    system is already evaluated loads no model. Benchmarks run the protocol with them too."""
 
     def __init__(self, config: Config):
         self.config = config
@@ -100,7 +101,7 @@ def evaluate(config: Config, systems: list | None = None, force: bool = False, p
     objects = [s for s in systems or [] if not isinstance(s, str)]
     names = [s for s in systems or [] if isinstance(s, str)]
     built, unavailable = build_systems(config, names) if names or not objects else ([], {})
-    agents = _Agents(config)
+    agents = Agents(config)
     evaluated, todo = {}, []
     for system in objects + built:
         previous = _read_metrics(paths.eval_system(system.name))
@@ -203,14 +204,11 @@ def _read_metrics(folder: Path) -> dict:
         return {}
 
 
-def _resumable(path: Path) -> dict[str, dict]:
-    """Records already appended to a progress file, by id (a line torn by a kill is cut away first)."""
+def _resumable(path: Path, id_field: str) -> dict[str, dict]:
+    """Records already appended to a progress file, by their ``id_field`` (a line torn by a kill is cut
+    away first)."""
     repair_partial_line(path)
-    return {_record_id(r): r for _, r in read_jsonl(path)} if path.exists() else {}
-
-
-def _record_id(record: dict) -> str:
-    return record["case_id"] if "case_id" in record else record["context_id"]
+    return {r[id_field]: r for _, r in read_jsonl(path)} if path.exists() else {}
 
 
 def _progress_file(folder: Path, kind: str, key: str) -> Path:
@@ -222,7 +220,7 @@ def _progress_file(folder: Path, kind: str, key: str) -> Path:
     return folder / f"{kind}.{key}.partial.jsonl"
 
 
-def _interactive(config: Config, group: list, keys: dict[str, str], cases, agents: _Agents,
+def _interactive(config: Config, group: list, keys: dict[str, str], cases, agents: Agents,
                  progress: bool) -> dict[str, list[dict]]:
     """Every case of every system of ``group`` through the interactive protocol, the systems side by
     side, ``evaluate.batch_cases`` cases at a time. Each finished batch is appended (fsync'd) to each
@@ -230,7 +228,7 @@ def _interactive(config: Config, group: list, keys: dict[str, str], cases, agent
     one batch and continues with the same seeds."""
     ev = config.evaluate
     paths = {s.name: _progress_file(config.paths.eval_system(s.name), "transcripts", keys[s.name]) for s in group}
-    done = {name: _resumable(path) for name, path in paths.items()}
+    done = {name: _resumable(path, "case_id") for name, path in paths.items()}
     for name, records in done.items():
         if records:
             log.info("%s: %d of %d cases already done; continuing", name, len(records), len(cases))
@@ -249,12 +247,12 @@ def _interactive(config: Config, group: list, keys: dict[str, str], cases, agent
     return {name: [done[name][c.id] for c in cases] for name in done}
 
 
-def _quality_records(config: Config, system, key: str, contexts, agents: _Agents, progress: bool) -> list[dict]:
+def _quality_records(config: Config, system, key: str, contexts, agents: Agents, progress: bool) -> list[dict]:
     """Replies to the test contexts, ``evaluate.batch_cases`` at a time, resumable like
     :func:`_interactive`."""
     ev = config.evaluate
     path = _progress_file(config.paths.eval_system(system.name), "replies", key)
-    done = _resumable(path)
+    done = _resumable(path, "context_id")
     todo = [c for c in contexts if c.id not in done]
     rated = {c.id for c in contexts[: ev.judge_max_contexts or len(contexts)]} if ev.judge else set()
     for start in range(0, len(todo), ev.batch_cases):
@@ -264,7 +262,7 @@ def _quality_records(config: Config, system, key: str, contexts, agents: _Agents
     return [done[c.id] for c in contexts]
 
 
-def _evaluate_group(config: Config, group: list, cases, cases_source, contexts, agents: _Agents, inputs: dict,
+def _evaluate_group(config: Config, group: list, cases, cases_source, contexts, agents: Agents, inputs: dict,
                     progress: bool) -> dict[str, dict]:
     """Evaluate the systems of ``group`` together (interactive protocol side by side, then each one's
     response quality) and write each one's transcripts, replies and metrics."""
@@ -290,7 +288,7 @@ def _evaluate_group(config: Config, group: list, cases, cases_source, contexts, 
 
 
 def _finish_system(config: Config, system, key: str, inputs_key: str, transcripts: list[dict], cases, cases_source,
-                   contexts, agents: _Agents, together: dict, progress: bool) -> dict:
+                   contexts, agents: Agents, together: dict, progress: bool) -> dict:
     """One system's response quality, then its files and metrics (``together``: the interactive run it
     shared with other systems: their names, seconds and case-turns)."""
     ev, folder = config.evaluate, config.paths.eval_system(system.name)
@@ -324,7 +322,7 @@ def _finish_system(config: Config, system, key: str, inputs_key: str, transcript
     return metrics
 
 
-def _replies(config: Config, system, contexts, agents: _Agents, rated: set[str], progress: bool) -> list[dict]:
+def _replies(config: Config, system, contexts, agents: Agents, rated: set[str], progress: bool) -> list[dict]:
     """Replies to a batch of test contexts with their similarity to the gold reply, and judge ratings
     for those among the first ``evaluate.judge_max_contexts``."""
     ev = config.evaluate

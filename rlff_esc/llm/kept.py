@@ -2,10 +2,11 @@
 
 A conversation's next prompt repeats its last one: the seeker's prompt at turn t+1 is its prompt at
 turn t, the reply it gave (cut to two sentences) and the supporter's answer, so most of what the
-seeker reads it has read before (the saving measured: README, "Evaluation"). A backend with a budget keeps the key/value cache of
-every sequence it generated (prompt and reply, as far as they were run through the model), oldest
-dropped first once the budget in tokens is spent; a new prompt starts from the kept sequence with which
-it shares the longest beginning and computes only the rest.
+seeker reads it has read before (in the evaluation the seeker computed about a third of the tokens with
+them: README, "Evaluation"). A backend with a budget keeps the key/value cache of every sequence it
+generated (prompt and reply, as far as they were run through the model), oldest dropped first once
+the budget in tokens is spent; a new prompt starts from the kept sequence with which it shares the
+longest beginning and computes only the rest.
 
 Kept caches cost memory: SmolLM2-135M keeps 46 KB a token (30 layers, 3 key/value heads of 64 floats,
 keys and values), so a budget of 65,536 tokens is 3 GB.

@@ -83,22 +83,22 @@ def _cache_rows(cache: GrowingCache, rows: torch.Tensor) -> GrowingCache:
     return part
 
 
+def _left_padded(tensors: list[torch.Tensor], dim: int, width: int) -> torch.Tensor:
+    """Row blocks padded on the left with zeros along ``dim`` to ``width``, then stacked (dim 0)."""
+    return torch.cat([torch.nn.functional.pad(t, (0, 0) * (t.dim() - 1 - dim) + (width - t.shape[dim], 0))
+                      for t in tensors])
+
+
 def _joined(parts: list[tuple[GrowingCache, torch.Tensor, torch.Tensor]],
             order: torch.Tensor) -> tuple[GrowingCache, torch.Tensor, torch.Tensor]:
     """One (cache, mask, logits) from row groups of different widths: each left-padded to the widest
     (masked out, as batch padding is), stacked, and rows put back in ``order``."""
     width = max(mask.shape[1] for _, mask, _ in parts)
-
-    def stack(tensors: list[torch.Tensor], dim: int) -> torch.Tensor:  # left-pad along dim, stack the rows
-        padded = [torch.nn.functional.pad(t, (0, 0) * (t.dim() - 1 - dim) + (width - t.shape[dim], 0))
-                  for t in tensors]
-        return torch.cat(padded)[order]
-
     cache = GrowingCache(parts[0][0].reserve)
     for index in range(len(parts[0][0].layers)):
-        cache.update(stack([part.layers[index].keys for part, _, _ in parts], 2),
-                     stack([part.layers[index].values for part, _, _ in parts], 2), index)
-    mask = stack([mask for _, mask, _ in parts], 1)
+        cache.update(_left_padded([part.layers[index].keys for part, _, _ in parts], 2, width)[order],
+                     _left_padded([part.layers[index].values for part, _, _ in parts], 2, width)[order], index)
+    mask = _left_padded([mask for _, mask, _ in parts], 1, width)[order]
     logits = torch.cat([logits for _, _, logits in parts])[order]
     return cache, mask, logits
 
@@ -184,22 +184,19 @@ class LocalBackend:
         found = [(kept, length) if length >= MIN_SHARED_TOKENS else (None, 0) for kept, length in found]
         self.stats["reused_tokens"] += sum(length for _, length in found)
         width = max(length for _, length in found)
-        like = next(kept for kept, _ in found if kept is not None)
+        like = next(kept for kept, _ in found if kept is not None)  # gives rows with nothing kept their shape
+
+        def rows(part: str, layer: int) -> torch.Tensor:  # each row's kept positions, left-padded to width
+            return _left_padded([getattr(kept or like, part)[layer][None, :, :length] for kept, length in found],
+                                2, width).to(self.device)
+
         cache = GrowingCache(reserve)
         for layer in range(len(like.keys)):
-            keys = like.keys[layer].new_zeros((len(seqs), *like.keys[layer].shape[:1], width, like.keys[layer].shape[-1]))
-            values = torch.zeros_like(keys)
-            for row, (kept, length) in enumerate(found):
-                if length:
-                    keys[row, :, width - length:] = kept.keys[layer][:, :length]
-                    values[row, :, width - length:] = kept.values[layer][:, :length]
-            cache.update(keys.to(self.device), values.to(self.device), layer)
-        mask = torch.zeros((len(seqs), width), dtype=torch.long, device=self.device)
-        for row, (_, length) in enumerate(found):
-            if length:
-                mask[row, width - length:] = 1
-        rows = [Segment([row], row, length, len(seq)) for row, ((_, length), seq) in enumerate(zip(found, seqs))]
-        cache, mask, logits = self._extend(cache, mask, rows, [seq[s.start:] for s, seq in zip(rows, seqs)], 1)
+            cache.update(rows("keys", layer), rows("values", layer), layer)
+        ones = [torch.ones((1, length), dtype=torch.long) for _, length in found]
+        mask = _left_padded(ones, 1, width).to(self.device)
+        segments = [Segment([row], row, length, len(seq)) for row, ((_, length), seq) in enumerate(zip(found, seqs))]
+        cache, mask, logits = self._extend(cache, mask, segments, [seq[s.start:] for s, seq in zip(segments, seqs)], 1)
         return Prefilled(logits, cache, mask, torch.tensor([[len(seq)] for seq in seqs], device=self.device))
 
     def _keep(self, cache: GrowingCache, mask: torch.Tensor, rows: list[tuple[int, list[int]]]) -> None:
