@@ -18,6 +18,7 @@ from filelock import FileLock
 
 from rlff_esc.config import Config
 from rlff_esc.jsonl import read_json, write_json
+from rlff_esc.processes import process_count
 
 PACKAGES = ("rlff-esc", "torch", "transformers", "trl", "peft", "accelerate", "datasets",
             "sentence-transformers", "pydantic", "vllm")
@@ -52,7 +53,8 @@ def manifest_lock(run_dir: Path) -> FileLock:
 
 
 def record_stage(run_dir: Path, config: Config, stage: str, seconds: float, **details) -> dict:
-    """Merge one finished stage into the manifest (config, versions and commit are refreshed)."""
+    """Merge one finished stage into the manifest (config, versions and commit are refreshed), with the
+    number of processes that ran it (several under a multi-process launch)."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     with manifest_lock(run_dir):
@@ -66,6 +68,7 @@ def record_stage(run_dir: Path, config: Config, stage: str, seconds: float, **de
             "git_commit": git_commit(),
         })
         manifest.setdefault("stages", {})[stage] = {
-            "seconds": round(seconds, 2), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"), **details}
+            "seconds": round(seconds, 2), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "processes": process_count(), **details}
         write_json(run_dir / "manifest.json", manifest)
     return manifest

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from rlff_esc.errors import DataError
 from rlff_esc.jsonl import read_json, write_json
+from rlff_esc.processes import is_main_process, main_process_first
 
 if TYPE_CHECKING:
     from rlff_esc.config import Config, CriticSection
@@ -196,19 +197,28 @@ class StagedFolder:
     The partial folder's marker holds the fingerprint it was started with: a later run with the same
     inputs continues in it (from its last training checkpoint), one with other inputs starts it over.
     The swap is two renames; a kill between them is finished by the next run (a complete partial
-    folder is never lost)."""
+    folder is never lost). Under a multi-process launch only the main process touches the folders;
+    the others wait until it has."""
 
     def __init__(self, out: Path, inputs: dict):
         self.out, self.inputs, self.key = Path(out), inputs, fingerprint(inputs)
         self.partial = self.out.with_name(self.out.name + ".partial")
         self._old = self.out.with_name(self.out.name + ".old")
-        self._finish_swap()
+        with main_process_first():
+            if is_main_process():
+                self._finish_swap()
 
     def done(self) -> bool:
         return is_done(self.out / MARKER, self.key)
 
     def open(self, force: bool = False) -> Path:
         """The partial folder to write into, kept when it was started with the same inputs."""
+        with main_process_first():
+            if is_main_process():
+                self._open(force)
+        return self.partial
+
+    def _open(self, force: bool) -> None:
         started = read_marker(self.partial / MARKER)
         if self.partial.exists() and (force or not started or started.get("fingerprint") != self.key):
             if started and not force:
@@ -219,7 +229,6 @@ class StagedFolder:
         self.partial.mkdir(parents=True, exist_ok=True)
         if started is None:
             write_json(self.partial / MARKER, {"fingerprint": self.key, "complete": False, "inputs": self.inputs})
-        return self.partial
 
     def last_checkpoint(self) -> Path | None:
         """The newest ``checkpoint-N`` a trainer saved in the partial folder."""

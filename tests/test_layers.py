@@ -15,7 +15,7 @@ LAYERS = [
                     "rlff_esc.data.schema", "rlff_esc.data.esconv", "rlff_esc.data.extes",
                     "rlff_esc.data.splits", "rlff_esc.data.contexts", "rlff_esc.data"]),
     ("llm", ["rlff_esc.llm"]),
-    ("run", ["rlff_esc.config", "rlff_esc.stages", "rlff_esc.manifest", "rlff_esc.data.prepare"]),
+    ("run", ["rlff_esc.config", "rlff_esc.processes", "rlff_esc.stages", "rlff_esc.manifest", "rlff_esc.data.prepare"]),
     ("models", ["rlff_esc.agents", "rlff_esc.safety", "rlff_esc.reward_model", "rlff_esc.policy.reasoning",
                 "rlff_esc.evaluate.planner"]),
     ("stages", ["rlff_esc.simulate", "rlff_esc.policy", "rlff_esc.evaluate", "rlff_esc.serve",

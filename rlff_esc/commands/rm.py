@@ -24,6 +24,8 @@ def train_cmd(config: ConfigOption = DEFAULT_CONFIG, set_: SetOption = None,
 
     cfg = load(config, set_)
     result = train_reward_model(cfg, force=force)  # logs the held-out table when it trains
+    if result.get("written_by_another_process"):
+        return
     if result.get("skipped"):
         typer.echo(format_table(result))
     note = " (up to date: not retrained; --force retrains)" if result.get("skipped") else ""

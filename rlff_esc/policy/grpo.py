@@ -26,6 +26,7 @@ from rlff_esc.policy.dataset import grpo_prompts
 from rlff_esc.policy.logs import JsonlLogCallback
 from rlff_esc.policy.plots import plot_training_curves
 from rlff_esc.policy.rewards import build_reward_functions, load_scorer
+from rlff_esc.processes import is_main_process
 from rlff_esc.stages import StagedFolder, file_digest, folder_digest, model_digest
 
 log = logging.getLogger(__name__)
@@ -116,11 +117,13 @@ def _build_trainer(config: Config, source: str, scorer, work: Path, callbacks: l
     args = trl_config(config, work)
     args.reward_weights = weights
     prompts = grpo_prompts(config, "train")
+    logging_callbacks = [JsonlLogCallback(work / "train_log.jsonl")]
+    if is_main_process():  # one event file, from the process that logs
+        logging_callbacks.append(TensorBoardCallback(tb_writer=SummaryWriter(str(work / "tensorboard"))))
     trainer = GRPOTrainer(
         model=model, reward_funcs=reward_funcs, args=args, processing_class=tokenizer,
         train_dataset=Dataset.from_list(prompts), peft_config=model_io.peft_config(config, model),
-        callbacks=[JsonlLogCallback(work / "train_log.jsonl"),
-                   TensorBoardCallback(tb_writer=SummaryWriter(str(work / "tensorboard"))), *(callbacks or [])])
+        callbacks=[*logging_callbacks, *(callbacks or [])])
     log.info("GRPO on %d train prompts: %d steps, %d completions per step, group %d (%s)", len(prompts), g.max_steps,
              g.per_device_batch_size * g.gradient_accumulation_steps, g.group_size,
              "LoRA" if model_io.uses_lora(config) else "full fine-tuning")
@@ -128,7 +131,10 @@ def _build_trainer(config: Config, source: str, scorer, work: Path, callbacks: l
 
 
 def _check_before(config: Config, source: str, scorer, work: Path) -> dict | None:
-    """The start model's held-out check, measured once: a resumed run reads it back from ``work``."""
+    """The start model's held-out check, measured once (by the main process of a multi-process launch):
+    a resumed run reads it back from ``work``."""
+    if not is_main_process():
+        return None
     path = work / "check_before.json"
     check = read_json(path).get("check") if path.exists() else _check(config, source, scorer, "before")
     write_json(path, {"check": check})
@@ -157,10 +163,8 @@ def _log_checks(checks: dict, comparison: dict | None) -> None:
 
 
 def _check(config: Config, model_path: str, scorer, when: str) -> dict | None:
-    from accelerate import PartialState
-
     n = config.policy.grpo.check_contexts
-    if n == 0 or not PartialState().is_main_process:  # one process measures, in a multi-GPU run too
+    if n == 0:
         return None
     log.info("held-out check (%s) of %s on %d valid contexts", when, model_path, n)
     return policy_check(config, model_path, n, scorer=scorer)

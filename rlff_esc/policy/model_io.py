@@ -95,14 +95,15 @@ def save_trained(trainer, tokenizer, path: Path) -> bool:
     trainer.accelerator.wait_for_everyone()
     if not trainer.accelerator.is_main_process:
         return False
+    dtype = torch.bfloat16 if trainer.args.bf16 else torch.float32  # the precision it trained in
     if (staging / "adapter_config.json").exists():
         from peft import AutoPeftModelForCausalLM
 
-        model = AutoPeftModelForCausalLM.from_pretrained(str(staging), dtype=torch.bfloat16)
+        model = AutoPeftModelForCausalLM.from_pretrained(str(staging), dtype=dtype)
     else:
         from transformers import AutoModelForCausalLM
 
-        model = AutoModelForCausalLM.from_pretrained(str(staging), dtype=torch.bfloat16)
+        model = AutoModelForCausalLM.from_pretrained(str(staging), dtype=dtype)
     save_merged(model, tokenizer, path)
     shutil.rmtree(staging, ignore_errors=True)
     return True

@@ -34,6 +34,7 @@ from rlff_esc.config import Config, RewardModelSection
 from rlff_esc.errors import RlffError
 from rlff_esc.jsonl import read_json, write_json
 from rlff_esc.manifest import record_stage
+from rlff_esc.processes import is_main_process, process_count
 from rlff_esc.reward_model import metrics as M
 from rlff_esc.reward_model.data import Item, Pair, build_pairs, load_items, split_by_dialogue
 from rlff_esc.reward_model.inputs import encode
@@ -124,9 +125,10 @@ def _describe(items: list[Item], pairs: list[Pair]) -> dict:
 
 
 def fit_and_save(rm: RewardModelSection, seed: int, train: list[Item], folder: Path, info: dict,
-                 staged: StagedFolder | None = None) -> float:
+                 staged: StagedFolder | None = None) -> float | None:
     """Train a fresh model on ``train`` and save it (HF format) to ``folder``; returns training seconds.
-    With ``staged``, training checkpoints go to its partial folder and resume from the last one."""
+    With ``staged``, training checkpoints go to its partial folder and resume from the last one.
+    Under a multi-process launch every process trains and the main one saves; the others get None."""
     pairs = build_pairs(train, rm.margin_threshold)
     if rm.objective == "pairwise" and not pairs:
         raise RlffError(f"no training pair has a reward gap above reward_model.margin_threshold="
@@ -140,6 +142,8 @@ def fit_and_save(rm: RewardModelSection, seed: int, train: list[Item], folder: P
     else:
         model = fit_pointwise(model, tokenizer, train, rm, seed, staged)
     seconds = time.perf_counter() - start
+    if not is_main_process():
+        return None
     save_reward_model(model, tokenizer, folder, {
         "backbone": rm.backbone, "head": head, "objective": rm.objective, "max_length": rm.max_length,
         "input_format": "history cut from the left + reply (rlff_esc/reward_model/inputs.py)", **info})
@@ -191,6 +195,8 @@ def train_reward_model(config: Config, force: bool = False) -> dict:
              len(items), len(train), len(heldout), len(train_pairs), rm.backbone, rm.objective)
     work = staged.open(force)
     fit_seconds = fit_and_save(rm, config.seed, train, work, {"reward": config.simulate.reward}, staged)
+    if fit_seconds is None:
+        return {"skipped": False, "written_by_another_process": True}
     train_scores = _score(work, train, rm.score_batch_size)
     metrics = {"backbone": rm.backbone, "objective": rm.objective, "reward": config.simulate.reward,
                "skipped_records": dict(skipped), "fit_seconds": round(fit_seconds, 2),
@@ -218,6 +224,9 @@ def cross_validate(config: Config, folds: int) -> dict:
     one context, so one fold model; pooled Spearman/Kendall/AUC mix the scales of the fold models.
     """
     rm, paths = config.reward_model, config.paths
+    if process_count() > 1:
+        raise RlffError("cross-validation (--cv-folds) trains one fold model after another in a single "
+                        "process: run it without a multi-process launch")
     items, _ = load_items(paths.trajectories(), paths.contexts, config.simulate.reward)
     cases = sorted({i.case_id for i in items})
     if not 2 <= folds <= len(cases):

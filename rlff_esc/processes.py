@@ -1,0 +1,34 @@
+"""Which process writes: training stages launched on several processes (``accelerate launch``).
+
+Under a data-parallel launch every process runs the same stage, but a stage folder is opened,
+swapped in and recorded once, by the main process; the others train beside it and leave. The process
+layout comes from accelerate's ``PartialState``, built as the trainers build theirs (on the CPU where
+there is no GPU, so that a CPU launch joins the same gloo process group rather than starting none).
+In a single process every function here is a no-op.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+
+def _state():
+    import torch
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
+def is_main_process() -> bool:
+    return _state().is_main_process
+
+
+def process_count() -> int:
+    return _state().num_processes
+
+
+@contextmanager
+def main_process_first():
+    """The main process runs the block first; the others wait for it, then run it too."""
+    with _state().main_process_first():
+        yield
