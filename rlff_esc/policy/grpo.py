@@ -26,6 +26,7 @@ from rlff_esc.policy.dataset import grpo_prompts
 from rlff_esc.policy.logs import JsonlLogCallback
 from rlff_esc.policy.plots import plot_training_curves
 from rlff_esc.policy.rewards import build_reward_functions, load_scorer
+from rlff_esc.policy.rollout import BatchedRollout
 from rlff_esc.processes import is_main_process
 from rlff_esc.stages import StagedFolder, file_digest, folder_digest, model_digest
 
@@ -47,7 +48,7 @@ def grpo_inputs(config: Config, source: str, scorer=None) -> dict:
     """What the policy and its checks depend on: settings, the start model's and the reward model's
     weights, the contexts (a ``scorer`` passed in by a test stands for itself)."""
     policy = config.policy
-    return {"policy": policy.model_dump(mode="json", exclude={"sft": True, "reward_model_path": True,
+    return {"policy": policy.model_dump(mode="json", exclude={"sft": True, "reward_model_path": True, "attention": True,
                                                               "base_model": True, "grpo": {"save_steps"}}),
             "seed": config.seed, "source": model_digest(source), "contexts": file_digest(config.paths.contexts),
             "reward_model": f"given: {type(scorer).__qualname__}" if scorer is not None else folder_digest(config.paths.scorer)}
@@ -111,7 +112,7 @@ def _build_trainer(config: Config, source: str, scorer, work: Path, callbacks: l
     from trl import GRPOTrainer
 
     g = config.policy.grpo
-    model, tokenizer = model_io.load_for_training(source, bf16=config.policy.bf16)
+    model, tokenizer = model_io.load_for_training(source, bf16=config.policy.bf16, attention=config.policy.attention)
     reward_funcs, weights = build_reward_functions(config, scorer=scorer,
                                                    end_token_ids=model_io.end_token_ids(model, tokenizer))
     args = trl_config(config, work)
@@ -120,13 +121,16 @@ def _build_trainer(config: Config, source: str, scorer, work: Path, callbacks: l
     logging_callbacks = [JsonlLogCallback(work / "train_log.jsonl")]
     if is_main_process():  # one event file, from the process that logs
         logging_callbacks.append(TensorBoardCallback(tb_writer=SummaryWriter(str(work / "tensorboard"))))
+    batched = g.generation == "batched" and not g.use_vllm
     trainer = GRPOTrainer(
         model=model, reward_funcs=reward_funcs, args=args, processing_class=tokenizer,
+        rollout_func=BatchedRollout(config.seed) if batched else None,
         train_dataset=Dataset.from_list(prompts), peft_config=model_io.peft_config(config, model),
         callbacks=[*logging_callbacks, *(callbacks or [])])
-    log.info("GRPO on %d train prompts: %d steps, %d completions per step, group %d (%s)", len(prompts), g.max_steps,
-             g.per_device_batch_size * g.gradient_accumulation_steps, g.group_size,
-             "LoRA" if model_io.uses_lora(config) else "full fine-tuning")
+    log.info("GRPO on %d train prompts: %d steps, %d completions per step, group %d (%s; sampled by %s)", len(prompts),
+             g.max_steps, g.per_device_batch_size * g.gradient_accumulation_steps, g.group_size,
+             "LoRA" if model_io.uses_lora(config) else "full fine-tuning",
+             "vLLM" if g.use_vllm else "the batched backend" if batched else "transformers' generate")
     return trainer, dict(zip([f.__name__ for f in reward_funcs], weights))
 
 

@@ -47,15 +47,20 @@ def lora_adapters(lora, model=None):
                       target_modules=targets, layers_to_transform=layers, task_type="CAUSAL_LM")
 
 
-def load_for_training(name: str, bf16: bool = False):
-    """Model and tokenizer for a TRL trainer (right padding for training, a pad token set)."""
+def load_for_training(name: str, bf16: bool = False, attention: str = "auto"):
+    """Model and tokenizer for a TRL trainer (right padding for training, a pad token set); ``attention``
+    is ``policy.attention``."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from rlff_esc.llm import attention as grouped
 
     path = resolve_model(name)
     tokenizer = AutoTokenizer.from_pretrained(path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16 if bf16 else torch.float32)
+    implementation = grouped.NAME if attention == "auto" and not torch.cuda.is_available() else None
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16 if bf16 else torch.float32,
+                                                 attn_implementation=implementation)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer

@@ -45,7 +45,7 @@ def run_sft(config: Config, force: bool = False):
         return staged.out
     start = time.perf_counter()
     work = staged.open(force)
-    model, tokenizer = model_io.load_for_training(policy.base_model, bf16=policy.bf16)
+    model, tokenizer = model_io.load_for_training(policy.base_model, bf16=policy.bf16, attention=policy.attention)
     examples = sft_examples(config, tokenizer)
     log.info("SFT warm-up on %d train contexts, %d steps (%s)", len(examples), sft.max_steps,
              "LoRA" if model_io.uses_lora(config) else "full fine-tuning")

@@ -1,0 +1,87 @@
+"""GRPO step time of stock TRL against rlff-esc's levers, at identical settings.
+
+    python benchmarks/grpo_speed.py [--config configs/benchmark-cpu.yaml] [--steps 10]
+
+Both runs start from the config's trained warm-up and train against its trained reward model (run
+`python benchmarks/result_table.py` or `rlff-esc run` first), with the same seed, LoRA, group, batch
+and lengths, one after the other in this process. ``stock``: TRL's ``model.generate`` and
+transformers' attention (``policy.grpo.generation: transformers``, ``policy.attention: sdpa``);
+``rlff_esc``: the batched backend's sampling and, on CPU, the grouped-head attention (both settings'
+defaults). Each writes into a scratch copy of the run (nothing in the run directory changes).
+
+Printed per mode: seconds per step (the first step included), the reward model's raw mean score of
+the step's completions (``reward_model/raw_mean``: what GRPO climbs, on the reward model's own
+scale), format compliance and the mean completion length, each averaged over the steps; then the
+ratio of step times and, for the learning curves, the per-step difference of the raw reward-model
+score (rlff_esc − stock) with its bootstrap 95% interval: the samples differ (another sampler), so
+the curves are compared in expectation.
+Not a timed test: run it by hand on a quiet machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from rlff_esc.config import load_config
+from rlff_esc.policy.grpo import run_grpo
+from rlff_esc.policy.logs import read_log
+from rlff_esc.stats import interval, mean_of
+
+MODES = {"stock": ["policy.grpo.generation=transformers", "policy.attention=sdpa"],
+         "rlff_esc": ["policy.grpo.generation=batched", "policy.attention=auto"]}
+
+
+def run_mode(config_path: str, mode: str, steps: int, extra: list[str]) -> dict:
+    """GRPO for ``steps`` steps with the mode's settings; its step time and learning curve."""
+    main = load_config(config_path, extra)
+    scratch = Path(tempfile.mkdtemp(prefix=f"grpo-{mode}-"))
+    for name in ("cases.jsonl", "contexts.jsonl"):
+        shutil.copy(main.run_path / name, scratch / name)
+    start = main.paths.policy_sft if main.policy.sft.enabled else main.policy.base_model
+    config = load_config(config_path, [*extra, f"run_dir={scratch}", "policy.sft.enabled=false",
+                                       f"policy.base_model={start}", f"policy.reward_model_path={main.paths.scorer}",
+                                       f"policy.grpo.max_steps={steps}", f"policy.grpo.save_steps={steps}",
+                                       "policy.grpo.check_contexts=0", *MODES[mode]])
+    out = run_grpo(config, force=True)
+    rows = [r for r in read_log(out / "train_log.jsonl") if "reward" in r]
+    result = {"seconds_per_step": json.loads((out / "stage.json").read_text())["seconds_per_step"],
+              "reward_model": [r.get("reward_model/raw_mean", r["rewards/reward_model/mean"]) for r in rows],
+              "format_compliance": float(np.mean([r["format/compliance"] for r in rows])),
+              "completion_length": float(np.mean([r["completions/mean_length"] for r in rows]))}
+    shutil.rmtree(scratch, ignore_errors=True)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="configs/benchmark-cpu.yaml")
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--set", action="append", default=[], help="override for both runs, e.g. seed=7")
+    parser.add_argument("--output", default=None, help="also write the figures as JSON here")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    results = {mode: run_mode(args.config, mode, args.steps, args.set) for mode in MODES}
+    print(f"{'mode':>13} {'s/step':>7} {'RM score':>9} {'compliance':>10} {'completion tokens':>17}")
+    for mode, r in results.items():
+        print(f"{mode:>13} {r['seconds_per_step']:>7.2f} {np.mean(r['reward_model']):>9.3f} "
+              f"{r['format_compliance']:>10.2f} {r['completion_length']:>17.1f}")
+    ratio = results["rlff_esc"]["seconds_per_step"] / results["stock"]["seconds_per_step"]
+    difference = np.array(results["rlff_esc"]["reward_model"]) - np.array(results["stock"]["reward_model"])
+    curve = interval(mean_of(difference), len(difference), samples=1000, seed=0)
+    print(f"step time rlff_esc / stock: {ratio:.2f}")
+    print(f"reward-model score per step, rlff_esc − stock: {curve['value']:+.3f} "
+          f"[{curve['low']:+.3f}, {curve['high']:+.3f}] over {len(difference)} steps")
+    if args.output:
+        Path(args.output).write_text(json.dumps({"steps": args.steps, "results": results, "ratio": ratio,
+                                                 "reward_difference": curve}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
