@@ -354,12 +354,15 @@ def _sample(logits: torch.Tensor, temperature: float, top_p: float, generator: t
 
 
 def _draw(weights: torch.Tensor, generator: torch.Generator) -> int:
-    """An index drawn in proportion to ``weights`` by inverting their running sum at one uniform
-    number: over a 49k-token vocabulary 0.04 ms, where ``torch.multinomial`` takes 0.9 ms (a tenth
-    of a GRPO rollout's time went there). A zero weight is never drawn."""
-    totals = weights.cumsum(0)
-    at = torch.searchsorted(totals, torch.rand(1, generator=generator) * totals[-1], right=True)
-    return int(at.clamp(max=weights.numel() - 1))
+    """An index drawn in proportion to ``weights``: the largest ``weight / E`` with one exponential
+    ``E = -log U`` per index (the exponential race). Over a 49k-token vocabulary 0.22 ms, where
+    ``torch.multinomial`` takes 0.87 ms (a tenth of a GRPO rollout's time went there), mostly in its
+    exponential sampler. A zero weight is never drawn. Unlike inverting the running sum, which is
+    faster still, a change of the weights by rounding (a row batched with others or alone) changes
+    the draw only when the two best ratios tie to rounding, so a request's text stays independent of
+    its batch."""
+    race = torch.empty_like(weights).uniform_(generator=generator).log_().neg_()
+    return int((weights / race).argmax())
 
 
 def _hits_stop(tokenizer, tokens: list[int], stops: list[str]) -> bool:
