@@ -4,7 +4,7 @@ Under a data-parallel launch every process runs the same stage, but a stage fold
 swapped in and recorded once, by the main process; the others train beside it and leave. The process
 layout comes from accelerate's ``PartialState``, built as the trainers build theirs (on the CPU where
 there is no GPU, so that a CPU launch joins the same gloo process group rather than starting none).
-In a single process every function here is a no-op.
+In a single process that process is the main one and nothing waits.
 """
 
 from __future__ import annotations
