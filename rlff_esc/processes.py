@@ -9,7 +9,7 @@ In a single process that process is the main one and nothing waits.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from typing import Callable
 
 
 def _state():
@@ -27,8 +27,9 @@ def process_count() -> int:
     return _state().num_processes
 
 
-@contextmanager
-def main_process_first():
-    """The main process runs the block first; the others wait for it, then run it too."""
-    with _state().main_process_first():
-        yield
+def on_main_process(work: Callable[[], None]) -> None:
+    """Run ``work`` on the main process while the others wait for it to finish."""
+    state = _state()
+    if state.is_main_process:
+        work()
+    state.wait_for_everyone()

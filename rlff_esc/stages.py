@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from rlff_esc.errors import DataError
 from rlff_esc.jsonl import read_json, write_json
-from rlff_esc.processes import is_main_process, main_process_first
+from rlff_esc.processes import on_main_process
 
 if TYPE_CHECKING:
     from rlff_esc.config import Config, CriticSection
@@ -204,18 +204,14 @@ class StagedFolder:
         self.out, self.inputs, self.key = Path(out), inputs, fingerprint(inputs)
         self.partial = self.out.with_name(self.out.name + ".partial")
         self._old = self.out.with_name(self.out.name + ".old")
-        with main_process_first():
-            if is_main_process():
-                self._finish_swap()
+        on_main_process(self._finish_swap)
 
     def done(self) -> bool:
         return is_done(self.out / MARKER, self.key)
 
     def open(self, force: bool = False) -> Path:
         """The partial folder to write into, kept when it was started with the same inputs."""
-        with main_process_first():
-            if is_main_process():
-                self._open(force)
+        on_main_process(lambda: self._open(force))
         return self.partial
 
     def _open(self, force: bool) -> None:

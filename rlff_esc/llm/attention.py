@@ -6,7 +6,7 @@ padded, so a mask always is, and it then copies every key and value to each of i
 (``repeat_kv``) when it reads a prompt. On a CPU that copy took 12% of a simulation batch's time. Torch's
 ``scaled_dot_product_attention`` takes the grouped heads with a mask too (``enable_gqa``), which is
 what ``sdpa_gqa`` does; the masks are ``sdpa``'s own. On a GPU the fused kernels need ``sdpa``'s way,
-so :func:`rlff_esc.llm.local.load_causal_lm` uses this on CPU only.
+so models load with it on the CPU only (:func:`implementation_on`), for inference and training.
 """
 
 from __future__ import annotations
@@ -32,6 +32,12 @@ def sdpa_gqa_forward(module, query, key, value, attention_mask, dropout: float =
         query, key, value, attn_mask=attention_mask, dropout_p=dropout, scale=scaling,
         is_causal=attention_mask is None and is_causal, enable_gqa=query.shape[1] != key.shape[1])
     return output.transpose(1, 2).contiguous(), None
+
+
+def implementation_on(device: str) -> str | None:
+    """The attention a model is loaded with on ``device`` (for ``attn_implementation``): this module's on
+    the CPU, transformers' default elsewhere."""
+    return NAME if device == "cpu" else None
 
 
 AttentionInterface.register(NAME, sdpa_gqa_forward)

@@ -49,7 +49,7 @@ def load_causal_lm(name: str, dtype: str = "float32", device: str = "auto"):
         tokenizer.pad_token = tokenizer.eos_token
     torch_dtype = DTYPES.get(dtype, "auto")
     model = AutoModelForCausalLM.from_pretrained(
-        path, dtype=torch_dtype, attn_implementation=attention.NAME if device == "cpu" else None).to(device).eval()
+        path, dtype=torch_dtype, attn_implementation=attention.implementation_on(device)).to(device).eval()
     return model, tokenizer
 
 

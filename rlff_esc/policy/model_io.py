@@ -58,9 +58,10 @@ def load_for_training(name: str, bf16: bool = False, attention: str = "auto"):
     tokenizer = AutoTokenizer.from_pretrained(path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    implementation = grouped.NAME if attention == "auto" and not torch.cuda.is_available() else None
+    device = "cuda" if torch.cuda.is_available() else "cpu"
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16 if bf16 else torch.float32,
-                                                 attn_implementation=implementation)
+                                                 attn_implementation=grouped.implementation_on(device)
+                                                 if attention == "auto" else None)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer
