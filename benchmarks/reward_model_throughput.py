@@ -50,7 +50,8 @@ def make_items(n: int, contexts: Path | None, seed: int = 0) -> list[Item]:
                  rollouts=1) for i in range(n)]
 
 
-def measure(backbone: str, pairs: int, replies: int, settings: RewardModelSection, contexts: Path | None) -> dict:
+def measure(backbone: str, pairs: int, replies: int, settings: RewardModelSection, contexts: Path | None,
+            dtypes: list[str]) -> dict:
     name, _, variant = backbone.partition("+")
     rm = settings.model_copy(update={"backbone": name, "lora": variant == "lora", "epochs": 1.0})
     start = time.perf_counter()
@@ -65,16 +66,19 @@ def measure(backbone: str, pairs: int, replies: int, settings: RewardModelSectio
         save_reward_model(model, tokenizer, Path(folder), {"backbone": name, "head": head, "objective": "pairwise",
                                                            "max_length": rm.max_length})
         del model
-        scorer = RewardModelScorer(folder, batch_size=rm.score_batch_size)
         to_score = make_items(replies, contexts, seed=1)
         histories, texts = [i.history for i in to_score], [i.reply for i in to_score]
-        scorer.score(histories[:rm.score_batch_size], texts[:rm.score_batch_size])  # warm-up
-        start = time.perf_counter()
-        scorer.score(histories, texts)
-        score_seconds = time.perf_counter() - start
+        per_second = {}
+        for dtype in dtypes:
+            scorer = RewardModelScorer(folder, batch_size=rm.score_batch_size, dtype=dtype)
+            scorer.score(histories[:rm.score_batch_size], texts[:rm.score_batch_size])  # warm-up
+            start = time.perf_counter()
+            scorer.score(histories, texts)
+            per_second[f"{dtype} ({str(scorer.model.dtype).removeprefix('torch.')})"] = \
+                round(replies / (time.perf_counter() - start), 1)
     return {"backbone": backbone, "pairs_measured": pairs, "load_s": round(load_seconds, 1),
             "train_s_per_1000_pairs": round(train_seconds / pairs * 1000, 1),
-            "replies_scored": replies, "replies_per_s": round(replies / score_seconds, 1)}
+            "replies_scored": replies, "replies_per_s": per_second}
 
 
 def main() -> None:
@@ -88,6 +92,8 @@ def main() -> None:
     parser.add_argument("--train-layers", type=int, help="full fine-tuning: train only the top k layers + head")
     parser.add_argument("--contexts", type=Path, help="a run's contexts.jsonl for realistic histories")
     parser.add_argument("--output", type=Path, help="also write the results as JSON here")
+    parser.add_argument("--dtypes", nargs="+", default=["float32", "auto"],
+                        help="number types to score in (auto: bfloat16 where the hardware has it)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     settings = RewardModelSection(max_length=args.max_length, batch_size=args.batch_size,
@@ -96,10 +102,11 @@ def main() -> None:
           f"{'cuda' if torch.cuda.is_available() else 'cpu'}; max_length {args.max_length}, "
           f"training batch {args.batch_size} pairs, scoring batch {settings.score_batch_size}, "
           f"layers trained: {'all' if args.train_layers is None else f'top {args.train_layers} + head'}")
-    results = [measure(b, args.pairs, args.replies, settings, args.contexts) for b in args.backbones]
-    print(f"\n{'backbone':<40}{'load s':>8}{'train s / 1000 pairs':>22}{'replies / s':>13}")
+    results = [measure(b, args.pairs, args.replies, settings, args.contexts, args.dtypes) for b in args.backbones]
+    print(f"\n{'backbone':<40}{'load s':>8}{'train s / 1000 pairs':>22}  replies / s")
     for r in results:
-        print(f"{r['backbone']:<40}{r['load_s']:>8}{r['train_s_per_1000_pairs']:>22}{r['replies_per_s']:>13}")
+        rates = ", ".join(f"{v} in {k}" for k, v in r["replies_per_s"].items())
+        print(f"{r['backbone']:<40}{r['load_s']:>8}{r['train_s_per_1000_pairs']:>22}  {rates}")
     print(f"(training measured on {args.pairs} pairs, one epoch, and scaled linearly)")
     if args.output:
         args.output.write_text(json.dumps(results, indent=2))

@@ -13,8 +13,9 @@ Reported: trajectories per minute; tokens per second processed (prompt + generat
 passes included: the tokens the agents asked for, the same for both loops); the tokens the model
 actually ran (``computed_tokens``: padding left out, a shared prompt beginning counted once) and the
 padding run beside them (``padding_tokens``); and
-model-FLOP utilisation MFU = model FLOPs ÷ time ÷ peak, where the peak is the best fp32 matmul rate
-measured in the same run on the same machine. Model FLOPs are counted from the work done, not the
+model-FLOP utilisation MFU = model FLOPs ÷ time ÷ peak, where the peak is the best matmul rate in the
+model's number type (bfloat16 or float32, :mod:`rlff_esc.llm.precision`) measured in the same run on the
+same machine. Model FLOPs are counted from the work done, not the
 work asked for: 2 × (parameters outside the embedding) per computed token + 2 × vocabulary × hidden
 size per position whose logits were computed (attention scores are left out, so this is a lower
 bound). Not a timed test: run it by hand, on a quiet machine if the figures are to mean anything.
@@ -37,9 +38,9 @@ from rlff_esc.data.prepare import read_contexts
 from rlff_esc.simulate.run import build_engine, make_items, policy_spec
 
 
-def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
-    """Best fp32 FLOP/s of an n×n matmul on this machine, now."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
+    """Best FLOP/s of an n×n matmul in ``dtype`` on this machine, now."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     torch.matmul(a, b)  # warm-up
     best = 0.0
     for _ in range(repeats):
@@ -81,11 +82,13 @@ def main() -> None:
     parser.add_argument("--max-history-turns", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=64, help="local backend rows decoded together")
     parser.add_argument("--critic", choices=["logprob", "sample"], default="logprob")
+    parser.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], default="auto",
+                        help="the model's number type (auto: bfloat16 where the hardware has it)")
     parser.add_argument("--out", default="runs/benchmarks/simulate_throughput.json")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
-    role_model = {"model": "embedded:smollm2-135m-instruct", "batch_size": args.batch_size}
+    role_model = {"model": "embedded:smollm2-135m-instruct", "batch_size": args.batch_size, "dtype": args.dtype}
     overrides = [f"models.{role}={json.dumps(role_model)}" for role in ("policy", "seeker", "supporter", "critic")]
     overrides += [f"simulate.candidates={args.candidates}", f"simulate.futures={args.futures}",
                   f"simulate.horizon={args.horizon}",
@@ -100,10 +103,10 @@ def main() -> None:
     items = make_items(config, contexts)
     spec = policy_spec(config)
 
-    peak_before = matmul_peak()
     engine = build_engine(config, spec)
     backend = engine.policy.backend  # every role shares this one loaded model
     model = backend.model
+    peak_before = matmul_peak(model.dtype)
     runs = {}
     for name, share, batches in (("sequential_unshared", False, [[it] for it in items]),
                                  ("sequential", True, [[it] for it in items]),
@@ -111,10 +114,11 @@ def main() -> None:
         backend.share_prefixes = share
         runs[name] = timed(build_engine(config, spec), batches)
         print(f"{name}: {len(items)} trajectories in {runs[name]['seconds']:.1f} s", flush=True)
-    peak = max(peak_before, matmul_peak())
+    peak = max(peak_before, matmul_peak(model.dtype))
 
     records = {name: run.pop("records") for name, run in runs.items()}
     report = {"trajectories": len(items), "params": sum(p.numel() for p in model.parameters()),
+              "dtype": str(model.dtype).removeprefix("torch."),
               "matmul_peak_gflops": round(peak / 1e9, 1), "threads": torch.get_num_threads(), "args": vars(args)}
     for name, run in runs.items():
         tokens = run["prompt_tokens"] + run["completion_tokens"]

@@ -52,7 +52,9 @@ class ModelSpec(Section):
     keep_tokens: int = Field(0, ge=0, description="local: keep the key/value cache of generated sequences, up to "
                              "this many tokens, for prompts that continue them (a conversation's next turn); "
                              "SmolLM2-135M needs 46 KB a token; 0: off")
-    dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32"
+    dtype: Literal["float32", "bfloat16", "float16", "auto"] = Field(
+        "auto", description="local: the number type the model computes in; auto: bfloat16 on a GPU or a CPU with "
+        "AMX units, float32 elsewhere (README, \"Precision\")")
     device: str = "auto"
 
     @field_validator("base_urls")

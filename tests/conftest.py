@@ -52,9 +52,11 @@ def tiny_lm_dir(tmp_path_factory, smollm2_dir) -> Path:
 
 @pytest.fixture(scope="session")
 def smollm2_backend(smollm2_dir):
+    """SmolLM2 in float32, the number type in which a request's result does not depend on the other
+    requests of its batch (bfloat16 rounds differently per batch shape): the tests check that property."""
     from rlff_esc.llm.local import LocalBackend
 
-    return LocalBackend(str(smollm2_dir), batch_size=16)
+    return LocalBackend(str(smollm2_dir), batch_size=16, dtype="float32")
 
 
 @pytest.fixture(scope="session")

@@ -183,3 +183,21 @@ def test_draws_follow_the_weights_and_never_pick_a_zero_weight():
     assert torch.allclose(counts.float() / 4000, weights, atol=0.03)
     first, second = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
     assert [_draw(weights, first) for _ in range(20)] == [_draw(weights, second) for _ in range(20)]
+
+
+def test_auto_precision_is_bfloat16_only_where_the_hardware_multiplies_it(tiny_lm_dir, monkeypatch):
+    """``dtype: auto`` loads bfloat16 on a CPU with AMX and float32 on one without; either way it generates."""
+    import torch
+
+    from rlff_esc.llm import precision
+    from rlff_esc.llm.local import LocalBackend
+
+    for amx, expected in ((True, torch.bfloat16), (False, torch.float32)):
+        monkeypatch.setattr(torch.cpu, "get_capabilities", lambda amx=amx: {"amx_bf16": amx})
+        assert precision.inference_dtype("auto", "cpu") is expected
+        backend = LocalBackend(str(tiny_lm_dir), batch_size=4, device="cpu")
+        assert backend.model.dtype is expected
+        out = backend.generate([GenerationRequest([SYSTEM, {"role": "user", "content": "I feel sad."}],
+                                                  max_new_tokens=5, temperature=0.8, seed=1)])
+        assert out[0].completion_tokens > 0 and out[0].token_ids
+    assert precision.inference_dtype("float32", "cpu") is torch.float32

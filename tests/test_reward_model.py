@@ -172,13 +172,17 @@ def test_scorer_loads_alone_and_batches_like_single_calls(trained_minilm):
     from rlff_esc.reward_model.scoring import RewardModelScorer
 
     config, _ = trained_minilm
-    scorer = RewardModelScorer(config.run_path / "reward_model", batch_size=3)
     history = as_turns("Seeker: My cat died this morning and I can't stop crying.")
     replies = EMPATHETIC[:3] + DISMISSIVE[:3] + ["ok"]
-    batched = scorer.score([history] * len(replies), replies)
-    single = [scorer.score([history], [r])[0] for r in replies]
-    assert batched == pytest.approx(single, abs=1e-4)
-    assert min(batched[:3]) > max(batched[3:6])  # learned: empathy scores above dismissal
+    scores = {}
+    for dtype in ("float32", "bfloat16"):  # bfloat16 rounds differently per batch shape: close, not equal
+        scorer = RewardModelScorer(config.run_path / "reward_model", batch_size=3, dtype=dtype)
+        batched = scorer.score([history] * len(replies), replies)
+        single = [scorer.score([history], [r])[0] for r in replies]
+        assert batched == pytest.approx(single, abs=1e-4 if dtype == "float32" else 0.05)
+        assert min(batched[:3]) > max(batched[3:6])  # learned: empathy scores above dismissal
+        scores[dtype] = batched
+    assert scores["bfloat16"] == pytest.approx(scores["float32"], abs=0.05)
 
 
 @pytest.mark.slow

@@ -116,10 +116,10 @@ def _contexts(n: int) -> list[Context]:
     return out
 
 
-def _setup_run(tmp_path: Path, tiny_lm_dir: Path, n_contexts: int, **simulate) -> Path:
+def _setup_run(tmp_path: Path, tiny_lm_dir: Path, n_contexts: int, dtype: str = "auto", **simulate) -> Path:
     run = tmp_path / "run"
     write_jsonl(run / "contexts.jsonl", (c.model_dump() for c in _contexts(n_contexts)))
-    model = {"model": str(tiny_lm_dir), "batch_size": 8}
+    model = {"model": str(tiny_lm_dir), "batch_size": 8, "dtype": dtype}
     config = {
         "name": "t", "run_dir": str(run), "seed": 3,
         "models": {role: model for role in ("policy", "seeker", "supporter", "critic")},
@@ -226,10 +226,11 @@ def test_horizon_zero_and_sample_critic(tmp_path, tiny_lm_dir):
 
 
 def test_batched_engine_matches_one_at_a_time(tmp_path, tiny_lm_dir):
-    """Batching changes speed, not results: each trajectory depends on its own seeds only."""
+    """Batching changes speed, not results: each trajectory depends on its own seeds only (in float32;
+    bfloat16 rounds differently per batch shape)."""
     from rlff_esc.simulate.run import build_engine, make_items, policy_spec
 
-    config = load_config(_setup_run(tmp_path, tiny_lm_dir, 2))
+    config = load_config(_setup_run(tmp_path, tiny_lm_dir, 2, dtype="float32"))
     engine = build_engine(config, policy_spec(config))
     items = make_items(config, _contexts(2))
     together = engine.run(items)

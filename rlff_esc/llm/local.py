@@ -1,4 +1,5 @@
-"""In-process backend over transformers: real batching with left padding, fp32 on CPU.
+"""In-process backend over transformers: real batching with left padding, in the number type of
+:mod:`rlff_esc.llm.precision` (bfloat16 where the hardware has it, else float32).
 
 Decoding is a short loop of our own rather than ``model.generate`` because each request carries its
 own temperature, top-p, stop strings, token budget and seed: every row samples from its own seeded
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from rlff_esc.llm import attention
+from rlff_esc.llm import attention, precision
 from rlff_esc.llm.base import Generation, GenerationRequest, Message
 from rlff_esc.llm.cache import GrowingCache
 from rlff_esc.llm.embedded import resolve_model
@@ -35,11 +36,9 @@ from rlff_esc.llm.prefix import Segment, length_groups, plan_prefixes
 
 log = logging.getLogger(__name__)
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-def load_causal_lm(name: str, dtype: str = "float32", device: str = "auto"):
-    """Load a causal LM and its tokenizer (left padding, a pad token set) from a name or folder."""
+def load_causal_lm(name: str, dtype: str = "auto", device: str = "auto"):
+    """Load a causal LM and its tokenizer (left padding, a pad token set) from a name or folder, for
+    inference in ``dtype`` (:func:`rlff_esc.llm.precision.inference_dtype`)."""
     path = resolve_model(name)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -47,9 +46,9 @@ def load_causal_lm(name: str, dtype: str = "float32", device: str = "auto"):
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    torch_dtype = DTYPES.get(dtype, "auto")
-    model = AutoModelForCausalLM.from_pretrained(
-        path, dtype=torch_dtype, attn_implementation=attention.implementation_on(device)).to(device).eval()
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=precision.inference_dtype(dtype, device),
+                                                 attn_implementation=attention.implementation_on(device))
+    model = model.to(device).eval()
     return model, tokenizer
 
 
@@ -107,7 +106,7 @@ class LocalBackend:
     """A causal LM in this process. ``batch_size`` rows are decoded together; with ``share_prefixes``
     a prompt beginning shared by rows of a batch is computed once."""
 
-    def __init__(self, model_name: str, *, batch_size: int = 16, dtype: str = "float32",
+    def __init__(self, model_name: str, *, batch_size: int = 16, dtype: str = "auto",
                  device: str = "auto", model=None, tokenizer=None, share_prefixes: bool = True,
                  keep_tokens: int = 0):
         self.name = model_name

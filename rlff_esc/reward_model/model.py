@@ -131,13 +131,13 @@ def read_info(path: Path) -> dict | None:
     return json.loads(file.read_text()) if file.exists() else None
 
 
-def load_reward_model(path: str | Path, device: str = "cpu"):
-    """A saved reward model for scoring: returns (model in eval mode, tokenizer, info)."""
+def load_reward_model(path: str | Path, device: str = "cpu", dtype: torch.dtype = torch.float32):
+    """A saved reward model for scoring, in ``dtype``: returns (model in eval mode, tokenizer, info)."""
     path = Path(path)
     info = read_info(path)
     if info is None:
         raise RlffError(f"{path}: not a reward model folder (no {INFO_FILE}); train one with `rlff-esc rm train`")
     cls = MeanPoolRewardModel if info["head"] == MEAN_POOL else AutoModelForSequenceClassification
-    model = cls.from_pretrained(path).to(device).eval()
+    model = cls.from_pretrained(path, dtype=dtype).to(device).eval()
     tokenizer = AutoTokenizer.from_pretrained(path)
     return model, tokenizer, info
