@@ -1,16 +1,18 @@
 """Recall and precision of the safety layer on the frozen hold-out, and its false-alarm rate on ESConv
 seeker turns that no part of the layer was trained or tuned on (the *test* split).
 
-The hold-out (benchmarks/data/safety_holdout.jsonl) was written and frozen by hash
-(benchmarks/data/safety_holdout.frozen.json) before the classifier was trained; this script is the
-only reader, and it refuses a file whose hash differs. Nothing was tuned on it: the classifier and its
-threshold come from the dev set and ESConv train/valid (rlff_esc/safety/train.py).
+Two hold-outs, each frozen by hash in ``<name>.frozen.json`` beside it; this script is their only
+reader, and it refuses a file whose hash differs. ``safety_holdout.jsonl`` (194 messages) was written
+before the classifier was trained; ``safety_holdout_v2.jsonl`` (240 messages) was written later by
+someone who had not read the detector, its lexicon, its dev set or the first hold-out, and frozen
+before the detector was tuned again. Nothing was tuned on either: the classifier and its threshold
+come from the dev set and ESConv train/valid (rlff_esc/safety/train.py).
 
 Three rows: the lexicon alone, the classifier alone, and their union (what the layer does). ESConv
 seeker turns are counted as negatives by assumption; ESConv has some real disclosures, so the flagged
 turns are printed for a person to read.
 
-    python benchmarks/safety_eval.py [--esconv DIR] [--out FILE]
+    python benchmarks/safety_eval.py [--holdout FILE] [--esconv DIR] [--out FILE]
 """
 
 from __future__ import annotations
@@ -27,8 +29,7 @@ from rlff_esc.safety.layer import SafetyLayer
 from rlff_esc.safety.train import esconv_seeker_turns, read_labelled
 
 ROOT = Path(__file__).resolve().parents[1]
-HOLDOUT = ROOT / "benchmarks" / "data" / "safety_holdout.jsonl"
-FROZEN = ROOT / "benchmarks" / "data" / "safety_holdout.frozen.json"
+HOLDOUT = ROOT / "benchmarks" / "data" / "safety_holdout_v2.jsonl"
 ESCONV = ROOT.parent / "shared" / "data" / "esconv"
 
 
@@ -40,7 +41,9 @@ def metrics(predicted: list[bool], gold: list[bool]) -> dict:
             "recall": round(tp / (tp + fn), 4) if tp + fn else None, "tp": tp, "fp": fp, "fn": fn, "n": len(gold)}
 
 
-def check_frozen(path: Path = HOLDOUT, frozen: Path = FROZEN) -> dict:
+def check_frozen(path: Path) -> dict:
+    """The hold-out's freezing record; exits when the file's hash is not the frozen one."""
+    frozen = path.with_name(path.stem + ".frozen.json")
     record = json.loads(frozen.read_text())
     actual = sha256_file(path)
     if actual != record["sha256"]:
@@ -52,11 +55,13 @@ def check_frozen(path: Path = HOLDOUT, frozen: Path = FROZEN) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--esconv", type=Path, default=ESCONV, help="processed ESConv folder (its test.txt is read)")
-    ap.add_argument("--out", type=Path, default=ROOT / "runs" / "safety_eval" / "holdout.json")
+    ap.add_argument("--holdout", type=Path, default=HOLDOUT, help="a frozen hold-out (default: the second)")
+    ap.add_argument("--out", type=Path, help="default runs/safety_eval/<hold-out name>.json")
     args = ap.parse_args()
+    out = args.out or ROOT / "runs" / "safety_eval" / f"{args.holdout.stem}.json"
 
-    frozen = check_frozen()
-    rows = read_labelled(HOLDOUT)
+    frozen = check_frozen(args.holdout)
+    rows = read_labelled(args.holdout)
     esconv = esconv_seeker_turns(args.esconv, "test") if (args.esconv / "test.txt").exists() else []
     if not esconv:
         print(f"ESConv not found at {args.esconv}: reporting the hold-out only")
@@ -75,7 +80,7 @@ def main() -> None:
                "not_english": {"holdout": sum(not is_english(t) for t in texts[:n]),
                                "esconv_test": sum(not is_english(t) for t in esconv)},
                "rows": {}}
-    print(f"hold-out {HOLDOUT.name}: sha256 {frozen['sha256']} (frozen {frozen['frozen_on']}), "
+    print(f"hold-out {args.holdout.name}: sha256 {frozen['sha256']} (frozen {frozen['frozen_on']}), "
           f"{n} messages ({sum(gold)} crisis); ESConv test seeker turns: {len(esconv)}; "
           f"threshold {layer.classifier.threshold}")
     for name, pred in (("lexicon", lexicon), ("classifier", classifier),
@@ -113,9 +118,9 @@ def main() -> None:
                 print(f"      {t[:150]}")
     print(f"\nnot English (unscreened): hold-out {results['not_english']['holdout']}, "
           f"ESConv test {results['not_english']['esconv_test']}/{len(esconv)}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False))
-    print(f"{len(texts)} messages scored in {seconds:.1f} s; results in {args.out}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2, ensure_ascii=False))
+    print(f"{len(texts)} messages scored in {seconds:.1f} s; results in {out}")
 
 
 if __name__ == "__main__":

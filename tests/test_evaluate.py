@@ -136,6 +136,42 @@ def test_systems_side_by_side_give_what_each_gives_alone():
     assert [n for n, _ in second.calls] == [2, 2, 2] and [n for n, _ in first.calls] == [3]
 
 
+class CountingBackend:
+    """A backend that counts the requests of each generate call."""
+
+    def __init__(self, backend):
+        self.backend, self.name, self.calls = backend, backend.name, []
+
+    def generate(self, requests):
+        self.calls.append(len(requests))
+        return self.backend.generate(requests)
+
+
+def test_prompted_systems_over_one_model_answer_in_one_call(tiny_lm_dir):
+    """base and base_reasoning share the base model: each turn both answer in one backend call, and each
+    system's transcripts are those it gets alone (float32: batching changes no result)."""
+    from rlff_esc.evaluate.systems import PromptedSystem
+    from rlff_esc.llm.local import LocalBackend
+
+    model = CountingBackend(LocalBackend(str(tiny_lm_dir), batch_size=8, dtype="float32"))
+
+    def systems():
+        return [PromptedSystem("base", model, reasoning=False, max_new_tokens=6),
+                PromptedSystem("base_reasoning", model, reasoning=True, max_new_tokens=10)]
+
+    cases = [_case("a", "I am happy-ish but stressed"), _case("b", "I lost my job"), _case("c", "my happy dog ran")]
+    alone = {}
+    for system in systems():
+        alone.update(run_dialogues([(system, cases)], ScriptedSeeker(), ScriptedCritic(), max_turns=2, threshold=0.5,
+                                   seed=7, progress=False))
+    assert model.calls == [3, 3, 3, 3]
+    model.calls.clear()
+    together = run_dialogues([(s, cases) for s in systems()], ScriptedSeeker(), ScriptedCritic(), max_turns=2,
+                             threshold=0.5, seed=7, progress=False)
+    assert together == alone
+    assert model.calls == [6, 6]  # one call a turn for both systems' three dialogues
+
+
 def test_safety_flag_replaces_reply_and_is_logged():
     cases = [_case("a", "I am in crisis and want to end it"), _case("b", "I lost my job")]
     system = ScriptedSystem()

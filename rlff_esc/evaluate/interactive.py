@@ -28,6 +28,8 @@ from rlff_esc.config import Config
 from rlff_esc.data.prepare import read_cases
 from rlff_esc.data.schema import Profile, Turn
 from rlff_esc.errors import DataError, RlffError
+from rlff_esc.evaluate.base import System
+from rlff_esc.evaluate.systems import respond_together
 from rlff_esc.jsonl import read_jsonl
 from rlff_esc.seeds import stable_int
 
@@ -105,8 +107,8 @@ def run_dialogues(jobs: list[tuple], seeker, critic, *, max_turns: int, threshol
     """Talk each job's cases through with its system; ``jobs`` is a list of (system, cases). Returns
     one transcript record per case, in case order, per system name.
 
-    The systems run side by side: each turn, every system answers its own active dialogues, then the
-    seeker reacts to all of them in one call and the critic judges them in one call. The seeker's
+    The systems run side by side: each turn, every system answers its own active dialogues (systems
+    over one model in one call), then the seeker reacts to all of them in one call and the critic judges them in one call. The seeker's
     prompts for one case under different systems begin alike (persona, profile, opening), so its
     backend computes that beginning once and decodes fuller batches (the speed measured: README,
     "Evaluation")."""
@@ -118,10 +120,8 @@ def run_dialogues(jobs: list[tuple], seeker, critic, *, max_turns: int, threshol
     for turn in range(1, max_turns + 1):
         if not active:
             break
-        for system, _ in jobs:
-            mine = [states[i][1] for i in active if states[i][0] is system]
-            if mine:
-                _system_turn(system, mine, turn, seed, safety)
+        _system_turns([(system, [states[i][1] for i in active if states[i][0] is system]) for system, _ in jobs],
+                      turn, seed, safety)
         now = [states[i][1] for i in active]
         reactions = seeker.respond([Dialogue(s.case.profile, s.turns) for s in now],
                                    [turn_seed(seed, s.case.id, turn, "seeker") for s in now])
@@ -141,25 +141,29 @@ def run_dialogues(jobs: list[tuple], seeker, critic, *, max_turns: int, threshol
             for system, _ in jobs}
 
 
-def _system_turn(system, states: list[_State], turn: int, seed: int, safety) -> None:
-    """Every active dialogue gets one supporter turn: the system's, or the safe reply when any of the
-    seeker's messages is flagged."""
-    seeker = [[t.text for t in s.turns if t.speaker == "seeker"] for s in states]
-    screens = safety.screen(seeker) if safety else [None] * len(states)
-    flags = [s.flag if s else None for s in screens]
-    asked = [k for k, f in enumerate(flags) if f is None]
-    replies = system.respond([states[k].turns for k in asked],
-                             [turn_seed(seed, states[k].case.id, turn, "system") for k in asked]) if asked else []
-    for k, reply in zip(asked, replies):
-        states[k].turns.append(Turn(speaker="supporter", text=reply.text, strategy=reply.note.get("strategy")))
-        if reply.note:
-            states[k].system_notes.append({"turn": turn, **reply.note})
-    for k, flag in enumerate(flags):
-        if flag is not None:
-            follow_up = screens[k].follow_up(len(seeker[k]))
-            states[k].turns.append(Turn(speaker="supporter", text=safety.safe_reply(flag, follow_up)))
-            if not follow_up:  # a flag is recorded once, at the turn it was raised
-                states[k].safety.append({"turn": turn, **flag.to_dict()})
+def _system_turns(work: list[tuple[System, list[_State]]], turn: int, seed: int, safety) -> None:
+    """Every active dialogue of every (system, dialogues) gets one supporter turn: the system's, or the
+    safe reply when any of the seeker's messages is flagged. The systems answer through
+    :func:`~rlff_esc.evaluate.systems.respond_together` (systems over one model in one call)."""
+    asked, flagged, calls = [], [], []
+    for system, states in work:
+        seeker = [[t.text for t in s.turns if t.speaker == "seeker"] for s in states]
+        screens = safety.screen(seeker) if safety and states else [None] * len(states)
+        mine = [s for s, screen in zip(states, screens) if screen is None or screen.flag is None]
+        flagged += [(s, screen, len(lines)) for s, screen, lines in zip(states, screens, seeker)
+                    if screen is not None and screen.flag is not None]
+        asked.append(mine)
+        calls.append((system, [s.turns for s in mine], [turn_seed(seed, s.case.id, turn, "system") for s in mine]))
+    for states, replies in zip(asked, respond_together(calls)):
+        for state, reply in zip(states, replies):
+            state.turns.append(Turn(speaker="supporter", text=reply.text, strategy=reply.note.get("strategy")))
+            if reply.note:
+                state.system_notes.append({"turn": turn, **reply.note})
+    for state, screen, seeker_turns in flagged:
+        follow_up = screen.follow_up(seeker_turns)
+        state.turns.append(Turn(speaker="supporter", text=safety.safe_reply(screen.flag, follow_up)))
+        if not follow_up:  # a flag is recorded once, at the turn it was raised
+            state.safety.append({"turn": turn, **screen.flag.to_dict()})
 
 
 def repetition(transcript: dict) -> float | None:

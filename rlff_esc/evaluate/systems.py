@@ -29,7 +29,7 @@ from rlff_esc.errors import RlffError
 from rlff_esc.evaluate.base import Reply, System
 from rlff_esc.evaluate.planner import StrategyPlanner, load_or_train_planner
 from rlff_esc.evaluate.references import REFERENCE_SYSTEMS, build_reference
-from rlff_esc.llm.base import ChatBackend, GenerationRequest
+from rlff_esc.llm.base import ChatBackend, Generation, GenerationRequest
 from rlff_esc.policy.reasoning import parse, policy_prompt, system_prompt
 from rlff_esc.stages import folder_digest
 
@@ -61,18 +61,26 @@ class PromptedSystem:
         """Chat messages per history, with notes to keep beside each reply."""
         return [(policy_prompt(h, self.reasoning, self.history_turns), {}) for h in histories]
 
-    def respond(self, histories: list[list[Turn]], seeds: list[int]) -> list[Reply]:
+    def requests(self, histories: list[list[Turn]], seeds: list[int]) -> tuple[list[GenerationRequest], list[dict]]:
+        """What to ask the backend for these histories, and the notes to keep beside each reply."""
         prompts = self.prompts(histories)
-        requests = [GenerationRequest(messages=m, max_new_tokens=self.max_new_tokens, temperature=0.0, seed=s)
-                    for (m, _), s in zip(prompts, seeds)]
+        return ([GenerationRequest(messages=m, max_new_tokens=self.max_new_tokens, temperature=0.0, seed=s)
+                 for (m, _), s in zip(prompts, seeds)], [extra for _, extra in prompts])
+
+    def replies(self, outputs: list[Generation], notes: list[dict]) -> list[Reply]:
+        """The backend's answers to :meth:`requests` as replies: the text after the reasoning block."""
         replies = []
-        for out, (_, extra) in zip(self.backend.generate(requests), prompts):
+        for out, extra in zip(outputs, notes):
             parsed = parse(out.text)
             note = {**extra, "raw": out.text, "finish_reason": out.finish_reason}
             if self.reasoning:
                 note["well_formed"] = parsed.well_formed
             replies.append(Reply(parsed.reply, note))
         return replies
+
+    def respond(self, histories: list[list[Turn]], seeds: list[int]) -> list[Reply]:
+        requests, notes = self.requests(histories, seeds)
+        return self.replies(self.backend.generate(requests), notes)
 
     def close(self) -> None:
         pass
@@ -135,6 +143,30 @@ class StrategySystem(PromptedSystem):
             messages[0] = {"role": "system", "content": system_prompt(False) + strategy_instruction(strategy)}
             prompts.append((messages, {"strategy": strategy}))
         return prompts
+
+
+def respond_together(calls: list[tuple[System, list[list[Turn]], list[int]]]) -> list[list[Reply]]:
+    """The replies of each (system, histories, seeds) call. Prompted systems over one loaded model
+    (``base``, ``base_reasoning`` and ``strategy`` share the base model) answer in one backend call:
+    fuller batches for the same work. Each request keeps its own seed and budget, so a reply is what the
+    system gives alone (exactly so in float32)."""
+    out: list[list[Reply]] = [[] for _ in calls]
+    together: dict[int, list[int]] = {}
+    for k, (system, histories, seeds) in enumerate(calls):
+        if not histories:
+            continue
+        if isinstance(system, PromptedSystem):
+            together.setdefault(id(system.backend), []).append(k)
+        else:
+            out[k] = system.respond(histories, seeds)
+    for members in together.values():
+        asked = [calls[k][0].requests(calls[k][1], calls[k][2]) for k in members]
+        answers = calls[members[0]][0].backend.generate([r for requests, _ in asked for r in requests])
+        start = 0
+        for k, (requests, notes) in zip(members, asked):
+            out[k] = calls[k][0].replies(answers[start:start + len(requests)], notes)
+            start += len(requests)
+    return out
 
 
 def load_model_folder(path: Path, spec: ModelSpec) -> ChatBackend:

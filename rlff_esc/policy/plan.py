@@ -144,7 +144,7 @@ def _policy(config: Config, warnings: list[str]) -> list[str]:
         f"prompts × group {g.group_size} ({g.num_processes} process(es)), {g.num_iterations} step(s) per generation "
         f"batch, beta {g.beta}, epsilon {g.epsilon}, "
         f"loss {g.loss_type}, lr {g.learning_rate}, ≤{g.max_completion_length} new tokens, "
-        f"generation by {'vLLM (' + g.vllm_mode + ')' if g.use_vllm else 'transformers'}, "
+        f"generation by {_generator(g)}, "
         f"{'bf16' if p.bf16 else 'fp32'}, rewards: {weights}, checkpoint every {g.save_steps} steps")
     return lines
 
@@ -156,3 +156,10 @@ def _has_cuda() -> bool:
         return torch.cuda.is_available()
     except ImportError:
         return False
+
+
+def _generator(g) -> str:
+    """What samples GRPO's completions: vLLM when on, else ``policy.grpo.generation``."""
+    if g.use_vllm:
+        return f"vLLM ({g.vllm_mode})"
+    return "the batched backend" if g.generation == "batched" else "transformers"
