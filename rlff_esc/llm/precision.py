@@ -6,8 +6,10 @@ it is float32: a CPU without AMX emulates bfloat16 products and is slower in the
 
 Measured on a 2-core Xeon with AMX: one 576 × 1536 linear layer (SmolLM2's MLP) is 2.5× faster in
 bfloat16 for 16 rows and 7× for 1,024 rows; reward-model scoring (MiniLM, 117 tokens a reply) went
-from 92 to 383 replies a second, its scores correlating 0.99997 with float32's (largest change 0.02 on a
+from 92 to 284 replies a second, its scores correlating 0.99997 with float32's (largest change 0.02 on a
 spread of 0.75); the interactive evaluation of ten systems went from 1.23 to 1.77 case-turns a second.
+The price is batch-invariance: bfloat16 rounds differently for different batch shapes (README, "Models
+and backends").
 Logits are read back in float32 (:mod:`rlff_esc.llm.local`), so sampling itself stays in float32.
 """
 
