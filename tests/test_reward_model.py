@@ -96,6 +96,7 @@ def test_pairs_encoded_together_are_encoded_as_one_by_one(minilm_dir, smollm2_di
         tokenizer = AutoTokenizer.from_pretrained(path)
         assert encode_pairs(tokenizer, histories, replies, 48) == \
             [encode(tokenizer, h, r, 48) for h, r in zip(histories, replies)]
+        assert encode_pairs(tokenizer, [], [], 48) == []
 
 
 def test_reply_pooling_averages_the_reply_states_and_is_saved(tmp_path):

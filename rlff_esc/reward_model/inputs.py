@@ -56,6 +56,8 @@ def encode_pairs(tokenizer, histories: Sequence[Sequence[Turn]], replies: Sequen
     budget = max_length - len(head) - len(middle) - len(tail)
     if budget < 2:
         raise RlffError(f"reward_model.max_length: {max_length} leaves no room for text")
+    if not replies:
+        return []
     rendered = [transcript(h) if h else "" for h in histories]
     distinct = list(dict.fromkeys(rendered))
     tokens = tokenizer(distinct + [render_reply(r) for r in replies], add_special_tokens=False,
