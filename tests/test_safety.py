@@ -14,10 +14,12 @@ from serve_fixtures import safety_layer  # noqa: F401 (fixture)
 from rlff_esc.config import SafetySection, load_config
 from rlff_esc.data.splits import sha256_file
 from rlff_esc.errors import ConfigError, DataError
-from rlff_esc.safety.classifier import CATEGORIES, CHUNK_WORDS, DEV_SET, HEAD_FILE, chunks, load_head
+from rlff_esc.safety.classifier import (CATEGORIES, CHUNK_WORDS, DEV_SET, HEAD_FILE, chunks, load_head,
+                                        message_windows)
 from rlff_esc.safety.language import is_english
 from rlff_esc.safety.layer import UNSAFE_REPLY, SafetyFlag, SafetyLayer
 from rlff_esc.safety.lexicon import Lexicon
+from rlff_esc.safety.texting import written_out
 from rlff_esc.safety.train import read_labelled
 
 
@@ -27,7 +29,9 @@ def test_dev_set_is_well_formed_and_the_head_was_trained_on_it(tmp_path):
     assert len({r.text.lower() for r in rows}) == len(rows) and sum(r.label == "none" for r in rows) > 200
     head = load_head(HEAD_FILE)
     assert head["trained_on"]["dev_sha256"] == sha256_file(DEV_SET)  # retrain after editing the dev set
-    assert 0 < head["threshold"] < 1 and len(head["coef"]) == 5 and len(head["coef"][0]) == 384
+    assert 0 < head["threshold"] < 1 and len(head["coef"]) == 5
+    first = head.get("hidden") or head["coef"]  # the layer that reads the 384 MiniLM numbers
+    assert len(first[0]) == 384 and (first is head["coef"] or len(head["coef"][0]) == len(first)) and HEAD_FILE.stat().st_size < 400_000
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "fine", "label": "none", "category": "none"}\n'
                    '{"text": "I want to die", "label": "crisis", "category": "sadness"}\n')
@@ -49,6 +53,29 @@ def test_lexicon_slang_and_denials():
                    "I've never thought about suicide.", "I'm not going to hurt him, I'm just upset."):
         assert lexicon.crisis(denial) is None, denial
     assert lexicon.crisis("I'm not suicidal. I want to kill myself.")[0] == "suicide"  # a later hit counts
+
+
+def test_texting_shorthand_and_typos_are_written_out():
+    assert written_out("im gona kil myslef 2nite") == "i'm gonna kill myself tonight"
+    assert written_out("I am willing to help, thanks!") == "I am willing to help, thanks!"  # real words stay
+    lexicon = Lexicon()
+    assert lexicon.crisis("im gona kil myslef 2nite")[0] == "suicide"
+    assert lexicon.crisis("im thinkin bout sucide evry day")[0] == "suicide"
+    assert lexicon.crisis("im not gona kil myslef, just tired") is None  # a denial still counts
+    assert chunks("I feel low.") == message_windows("I feel low.")
+    assert len(message_windows("i wna die rn")) == 2
+
+
+def test_lexicon_euphemisms_and_recovery():
+    lexicon = Lexicon()
+    for text, category in [("i wanna sewer slide", "suicide"), ("feeling su1cidal again", "suicide"),
+                           ("relapsed on sh last night", "self_harm"), ("went down to styro", "self_harm"),
+                           ("he's gonna shoot up the school", "harm_to_others")]:
+        assert lexicon.crisis(text)[0] == category, text
+    for text in ("We need to rope in more volunteers.", "I relapsed on sugar and need to cut down.",
+                 "I stopped cutting years ago.", "I would never take my own life.",
+                 "I've never had thoughts of ending my life."):
+        assert lexicon.crisis(text) is None, text
 
 
 def test_windows_cover_a_long_message():

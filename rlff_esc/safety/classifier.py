@@ -1,7 +1,9 @@
-"""The trained crisis classifier: MiniLM sentence embeddings and a multinomial logistic-regression head
-(classes ``none`` and the four crisis categories), trained by ``rlff-esc safety train`` (``train.py``)
-on the labelled dev set and ESConv seeker turns. The head is small (5 × 385 numbers) and kept as JSON in
-``data/head.json``, with the threshold chosen on the dev set and the hash of the set it was trained on.
+"""The trained crisis classifier: MiniLM sentence embeddings and a small head (classes ``none`` and the
+four crisis categories), trained by ``rlff-esc safety train`` (``train.py``) on the labelled dev set and
+ESConv seeker turns. The head is multinomial logistic regression (5 × 385 numbers; a head with ``hidden``
+has one ReLU layer before the softmax, see ``train.py``), kept as JSON in ``data/head.json`` with the
+threshold chosen on the dev set and the hash of the set it was trained on. A message whose texting
+shorthand or typos can be written out is scored on both spellings (``texting.py``).
 
 MiniLM reads 128 tokens, so a long message is cut into windows of whole sentences of at most
 ``CHUNK_WORDS`` words (a sentence longer than that is cut by words), overlapping by one sentence; the
@@ -19,6 +21,7 @@ from typing import Callable
 import numpy as np
 
 from rlff_esc.errors import ConfigError
+from rlff_esc.safety.texting import written_out
 
 HERE = Path(__file__).resolve().parent
 HEAD_FILE = HERE / "data" / "head.json"
@@ -48,6 +51,14 @@ def chunks(text: str, max_words: int = CHUNK_WORDS) -> list[str]:
     return windows
 
 
+def message_windows(text: str, max_words: int = CHUNK_WORDS) -> list[str]:
+    """The windows of a message and, when texting shorthand or typos were written out, of the written-out
+    message too (``texting.written_out``): the message scores the highest of them all."""
+    plain = written_out(text)
+    texts = [text] if plain == text else [text, plain]
+    return list(dict.fromkeys(w for t in texts for w in chunks(t, max_words)))
+
+
 @dataclass
 class ChunkScore:
     crisis: float  # 1 - P(none): the probability of any crisis category
@@ -65,6 +76,8 @@ class CrisisClassifier:
         head = load_head(head_file)
         self.coef = np.asarray(head["coef"], dtype=np.float32)
         self.intercept = np.asarray(head["intercept"], dtype=np.float32)
+        self.hidden = np.asarray(head["hidden"], dtype=np.float32) if head.get("hidden") else None
+        self.hidden_intercept = np.asarray(head.get("hidden_intercept", []), dtype=np.float32)
         self.threshold = head["threshold"] if threshold is None else threshold
         if encode is None:
             from rlff_esc.agents.embeddings import encode_uncached
@@ -74,13 +87,15 @@ class CrisisClassifier:
         self.encode = encode
 
     def probabilities(self, vectors: np.ndarray) -> np.ndarray:
+        if self.hidden is not None:  # one ReLU layer before the softmax
+            vectors = np.maximum(vectors @ self.hidden.T + self.hidden_intercept, 0.0)
         logits = vectors @ self.coef.T + self.intercept
         logits -= logits.max(axis=1, keepdims=True)
         p = np.exp(logits)
         return p / p.sum(axis=1, keepdims=True)
 
     def score(self, texts: list[str]) -> list[ChunkScore | None]:
-        windows = [(i, w) for i, t in enumerate(texts) for w in chunks(t)]
+        windows = [(i, w) for i, t in enumerate(texts) for w in message_windows(t)]
         out: list[ChunkScore | None] = [None] * len(texts)
         if not windows:
             return out
