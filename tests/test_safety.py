@@ -30,8 +30,7 @@ def test_dev_set_is_well_formed_and_the_head_was_trained_on_it(tmp_path):
     head = load_head(HEAD_FILE)
     assert head["trained_on"]["dev_sha256"] == sha256_file(DEV_SET)  # retrain after editing the dev set
     assert 0 < head["threshold"] < 1 and len(head["coef"]) == 5
-    first = head.get("hidden") or head["coef"]  # the layer that reads the 384 MiniLM numbers
-    assert len(first[0]) == 384 and (first is head["coef"] or len(head["coef"][0]) == len(first)) and HEAD_FILE.stat().st_size < 400_000
+    assert len(head["coef"][0]) == 384 and HEAD_FILE.stat().st_size < 400_000
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "fine", "label": "none", "category": "none"}\n'
                    '{"text": "I want to die", "label": "crisis", "category": "sadness"}\n')

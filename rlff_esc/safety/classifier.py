@@ -1,7 +1,6 @@
 """The trained crisis classifier: MiniLM sentence embeddings and a small head (classes ``none`` and the
 four crisis categories), trained by ``rlff-esc safety train`` (``train.py``) on the labelled dev set and
-ESConv seeker turns. The head is multinomial logistic regression (5 × 385 numbers; a head with ``hidden``
-has one ReLU layer before the softmax, see ``train.py``), kept as JSON in ``data/head.json`` with the
+ESConv seeker turns. The head is multinomial logistic regression (5 × 385 numbers), kept as JSON in ``data/head.json`` with the
 threshold chosen on the dev set and the hash of the set it was trained on. A message whose texting
 shorthand or typos can be written out is scored on both spellings (``texting.py``).
 
@@ -76,8 +75,6 @@ class CrisisClassifier:
         head = load_head(head_file)
         self.coef = np.asarray(head["coef"], dtype=np.float32)
         self.intercept = np.asarray(head["intercept"], dtype=np.float32)
-        self.hidden = np.asarray(head["hidden"], dtype=np.float32) if head.get("hidden") else None
-        self.hidden_intercept = np.asarray(head.get("hidden_intercept", []), dtype=np.float32)
         self.threshold = head["threshold"] if threshold is None else threshold
         if encode is None:
             from rlff_esc.agents.embeddings import encode_uncached
@@ -87,8 +84,6 @@ class CrisisClassifier:
         self.encode = encode
 
     def probabilities(self, vectors: np.ndarray) -> np.ndarray:
-        if self.hidden is not None:  # one ReLU layer before the softmax
-            vectors = np.maximum(vectors @ self.hidden.T + self.hidden_intercept, 0.0)
         logits = vectors @ self.coef.T + self.intercept
         logits -= logits.max(axis=1, keepdims=True)
         p = np.exp(logits)

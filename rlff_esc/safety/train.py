@@ -19,9 +19,9 @@ messages at precision 0.80 and flags 1.4% of ESConv valid turns (lexicon alone 2
 0.1%; classifier alone 73.0% at 0.81 flagging 1.3%). The former recipe (4,000 ESConv turns, C 4, no
 written-out spellings, the former lexicon), cross-validated the same way on 1,244 of these messages:
 65.8% at 0.83 flagging 1.4%; all ESConv train turns and the written-out spellings gave most of the gain.
-A hidden layer of 64 units (``hidden``) reached about the same recall (74.6% against 73.9% for this
+A hidden layer of 64 units (scikit-learn's MLPClassifier) reached about the same recall (74.6% against 73.9% for this
 head on those 1,244) with half the false alarms, but flagged an ordinary long message (the tests') that
-logistic regression passes and is twelve times larger, so it is not the default.
+logistic regression passes and is twelve times larger, so it was not kept.
 
 Training takes about a minute and a half on two cores, most of it MiniLM encoding (cached on disk for
 reruns); the fits are deterministic (lbfgs, fixed ESConv turns).
@@ -48,7 +48,7 @@ from rlff_esc.safety.lexicon import Lexicon
 log = logging.getLogger(__name__)
 
 LABELS = ("crisis", "none")
-ESCONV_WEIGHT, CRISIS_WEIGHT, C, HIDDEN, ALPHA = 0.25, 2.0, 1.0, 0, 1e-3  # chosen on the dev set (train_head)
+ESCONV_WEIGHT, CRISIS_WEIGHT, C = 0.25, 2.0, 1.0  # chosen on the dev set (train_head)
 
 
 @dataclass
@@ -100,16 +100,11 @@ def near_duplicate_groups(vectors: np.ndarray, min_cosine: float = 0.85) -> np.n
     return np.array([root(i) for i in range(len(vectors))])
 
 
-def _fit(x: np.ndarray, y: np.ndarray, weights: np.ndarray, c: float, hidden: int, alpha: float, seed: int):
-    """Logistic regression (inverse L2 strength ``c``) when ``hidden`` is 0, else one ReLU layer of
-    ``hidden`` units (L2 strength ``alpha``, Adam, fixed seed)."""
-    if not hidden:
-        from sklearn.linear_model import LogisticRegression
+def _fit(x: np.ndarray, y: np.ndarray, weights: np.ndarray, c: float):
+    """Multinomial logistic regression, inverse L2 strength ``c``."""
+    from sklearn.linear_model import LogisticRegression
 
-        return LogisticRegression(C=c, max_iter=3000).fit(x, y, sample_weight=weights)
-    from sklearn.neural_network import MLPClassifier
-
-    return MLPClassifier((hidden,), alpha=alpha, max_iter=400, random_state=seed).fit(x, y, sample_weight=weights)
+    return LogisticRegression(C=c, max_iter=3000).fit(x, y, sample_weight=weights)
 
 
 def _window_max(model, vectors: np.ndarray, owners: np.ndarray, n: int) -> np.ndarray:
@@ -135,11 +130,11 @@ def figures(gold: np.ndarray, flagged: np.ndarray, false_alarms: np.ndarray) -> 
 
 def train_head(esconv: str | Path, *, dev_file: str | Path = DEV_SET, out: str | Path = HEAD_FILE,
                esconv_negatives: int = 20000, esconv_weight: float = ESCONV_WEIGHT,
-               crisis_weight: float = CRISIS_WEIGHT, c: float = C, hidden: int = HIDDEN, alpha: float = ALPHA,
+               crisis_weight: float = CRISIS_WEIGHT, c: float = C,
                max_false_alarms: float = 0.015, min_precision: float = 0.80, seed: int = 13) -> dict:
     """Train the head, choose its threshold, write ``out`` (JSON) and return it. The weights (an ESConv
-    turn counts ``esconv_weight``, a crisis message ``crisis_weight``, a dev negative 1), ``c`` and
-    ``hidden`` were chosen on the dev set's grouped out-of-fold scores."""
+    turn counts ``esconv_weight``, a crisis message ``crisis_weight``, a dev negative 1), and ``c``
+    were chosen on the dev set's grouped out-of-fold scores."""
     from sklearn.model_selection import StratifiedGroupKFold
 
     from rlff_esc.agents.embeddings import Encoder
@@ -164,7 +159,7 @@ def train_head(esconv: str | Path, *, dev_file: str | Path = DEV_SET, out: str |
         x = np.concatenate([dev_x[rows], neg_x])
         y = np.concatenate([dev_y[rows], np.zeros(len(neg_x), dtype=int)])
         w = np.concatenate([np.where(dev_y[rows] > 0, crisis_weight, 1.0), np.full(len(neg_x), esconv_weight)])
-        return _fit(x, y, w, c, hidden, alpha, seed)
+        return _fit(x, y, w, c)
 
     groups = near_duplicate_groups(dev_x)
     out_of_fold = np.zeros(len(dev))
@@ -198,23 +193,15 @@ def train_head(esconv: str | Path, *, dev_file: str | Path = DEV_SET, out: str |
         "rule": {"max_false_alarms": max_false_alarms, "min_precision": min_precision},
         "trained_on": {"dev_set": Path(dev_file).name, "dev_sha256": sha256_file(dev_file), "dev_messages": len(dev),
                        "esconv_train_turns": len(negatives), "esconv_valid_turns": len(valid_turns),
-                       "esconv_weight": esconv_weight, "crisis_weight": crisis_weight, "C": c, "hidden": hidden, "alpha": alpha,
+                       "esconv_weight": esconv_weight, "crisis_weight": crisis_weight, "C": c,
                        "seed": seed},
         "trained_at": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
-        **_weights(model, hidden),
+        "intercept": _rounded(model.intercept_), "coef": _rounded(model.coef_),
     }
     Path(out).write_text(json.dumps(head) + "\n")
     return head
 
 
-def _weights(model, hidden: int) -> dict:
-    """The fitted numbers as JSON lists: the softmax layer's ``coef`` and ``intercept``, and
-    for a hidden layer its ``hidden`` matrix and ``hidden_intercept``. Five decimals keep a 64-unit head near
-    200 KB."""
-    def r(a):
-        return np.round(np.asarray(a, dtype=float), 5).tolist()
-
-    if not hidden:
-        return {"intercept": r(model.intercept_), "coef": r(model.coef_)}
-    return {"hidden": r(model.coefs_[0].T), "hidden_intercept": r(model.intercepts_[0]),
-            "coef": r(model.coefs_[1].T), "intercept": r(model.intercepts_[1])}
+def _rounded(a) -> list:
+    """Fitted numbers as JSON lists, to five decimals."""
+    return np.round(np.asarray(a, dtype=float), 5).tolist()
