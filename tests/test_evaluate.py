@@ -136,20 +136,11 @@ def test_systems_side_by_side_give_what_each_gives_alone():
     assert [n for n, _ in second.calls] == [2, 2, 2] and [n for n, _ in first.calls] == [3]
 
 
-class CountingBackend:
-    """A backend that counts the requests of each generate call."""
-
-    def __init__(self, backend):
-        self.backend, self.name, self.calls = backend, backend.name, []
-
-    def generate(self, requests):
-        self.calls.append(len(requests))
-        return self.backend.generate(requests)
-
-
 def test_prompted_systems_over_one_model_answer_in_one_call(tiny_lm_dir):
     """base and base_reasoning share the base model: each turn both answer in one backend call, and each
     system's transcripts are those it gets alone (float32: batching changes no result)."""
+    from serve_fixtures import CountingBackend
+
     from rlff_esc.evaluate.systems import PromptedSystem
     from rlff_esc.llm.local import LocalBackend
 

@@ -109,9 +109,9 @@ def run_dialogues(jobs: list[tuple], seeker, critic, *, max_turns: int, threshol
 
     The systems run side by side: each turn, every system answers its own active dialogues (systems
     over one model in one call), then the seeker reacts to all of them in one call and the critic
-    judges them in one call. The seeker's prompts for one case under different systems begin alike (persona, profile, opening), so its
-    backend computes that beginning once and decodes fuller batches (the speed measured: README,
-    "Evaluation")."""
+    judges them in one call. The seeker's prompts for one case under different systems begin alike
+    (persona, profile, opening), so its backend computes that beginning once and decodes fuller batches
+    (the speed measured: README, "Evaluation")."""
     states = [(system, _State(c, [Turn(speaker="seeker", text=c.profile.situation)])) for system, cases in jobs
               for c in cases]
     active = list(range(len(states)))

@@ -1,7 +1,7 @@
 """The trained crisis classifier: MiniLM sentence embeddings and a small head (classes ``none`` and the
 four crisis categories), trained by ``rlff-esc safety train`` (``train.py``) on the labelled dev set and
-ESConv seeker turns. The head is multinomial logistic regression (5 × 385 numbers), kept as JSON in ``data/head.json`` with the
-threshold chosen on the dev set and the hash of the set it was trained on. A message whose texting
+ESConv seeker turns. The head is multinomial logistic regression (5 × 385 numbers), kept as JSON in
+``data/head.json`` with the threshold chosen on the dev set and the hash of the set it was trained on. A message whose texting
 shorthand or typos can be written out is scored on both spellings (``texting.py``).
 
 MiniLM reads 128 tokens, so a long message is cut into windows of whole sentences of at most
