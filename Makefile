@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test table clean
 
 setup: $(VENV)/.installed
 
@@ -22,6 +22,10 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q
+
+# The result table (README, "Results"): the method, its two ablations and every system, about 90 min.
+table: setup
+	$(PY) benchmarks/result_table.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

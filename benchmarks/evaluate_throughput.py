@@ -4,7 +4,8 @@
         --systems base,base_reasoning,sft,dismissive,random_reply,retrieval
 
 Runs the PPDPP protocol (seeker, critic and safety layer of the config; no response-quality metrics)
-on the first ``--cases`` cases of the config's run directory, which must hold the earlier stages'
+on the first ``--cases`` cases of the config's run directory, ``evaluate.batch_cases`` at a time as
+the evaluation runs them, which must hold the earlier stages'
 outputs (``rlff-esc run`` up to GRPO for the trained systems), twice: each system alone, then all of
 them together (``evaluate.systems_together``). Prints case-turns (one system reply, the seeker's
 reaction and the critic's judgement), seconds and case-turns per second of both, their ratio, the
@@ -25,12 +26,17 @@ from rlff_esc.evaluate.run import Agents
 from rlff_esc.evaluate.systems import build_systems
 
 
-def timed(jobs, agents, config) -> tuple[dict, float, dict]:
+def timed(systems, cases, agents, config) -> tuple[dict, float, dict]:
     ev, before = config.evaluate, dict(agents.seeker.backend.stats)
+    out = {system.name: [] for system in systems}
     start = time.perf_counter()
-    out = run_dialogues(jobs, agents.seeker, agents.critic, max_turns=ev.max_turns,
-                        threshold=ev.critic.success_threshold, seed=config.seed, safety=agents.safety,
-                        progress=False)
+    for first in range(0, len(cases), ev.batch_cases):
+        batch = cases[first:first + ev.batch_cases]
+        done = run_dialogues([(system, batch) for system in systems], agents.seeker, agents.critic,
+                             max_turns=ev.max_turns, threshold=ev.critic.success_threshold, seed=config.seed,
+                             safety=agents.safety, progress=False)
+        for name, records in done.items():
+            out[name] += records
     seconds = time.perf_counter() - start
     tokens = {k: agents.seeker.backend.stats[k] - before[k] for k in ("prompt_tokens", "computed_tokens")}
     return out, seconds, tokens
@@ -57,19 +63,19 @@ def main() -> None:
     agents.seeker, agents.critic, agents.safety  # noqa: B018 -- load the models before timing
     for system in systems:  # load every policy before timing, as the evaluation does before its first turn
         getattr(system, "backend", None)
-    print(f"{len(cases)} cases of {source}, <= {args.turns} turns; systems: {', '.join(s.name for s in systems)}"
+    print(f"{len(cases)} cases of {source}, <= {args.turns} turns, {config.evaluate.batch_cases} at a time; systems: {', '.join(s.name for s in systems)}"
           + (f"; not available: {', '.join(unavailable)}" if unavailable else ""))
     runs = {}
     if not args.together_only:
         alone, seconds, tokens = {}, 0.0, {"prompt_tokens": 0, "computed_tokens": 0}
         for system in systems:
-            out, s, t = timed([(system, cases)], agents, config)
+            out, s, t = timed([system], cases, agents, config)
             alone.update(out)
             seconds += s
             tokens = {k: tokens[k] + t[k] for k in tokens}
             print(f"  {system.name:>16}: {case_turns(out)} case-turns in {s:.1f} s")
         runs["one at a time"] = (alone, seconds, tokens)
-    runs["side by side"] = timed([(s, cases) for s in systems], agents, config)
+    runs["side by side"] = timed(systems, cases, agents, config)
     print(f"{'':>14} {'case-turns':>10} {'seconds':>8} {'per second':>10} {'seeker prompt tok':>17} {'computed':>9}")
     for name, (out, seconds, tokens) in runs.items():
         n = case_turns(out)

@@ -46,7 +46,8 @@ class ModelSpec(Section):
     max_concurrency: int = Field(16, ge=1, description="http: requests in flight per backend")
     timeout_s: float = Field(120.0, gt=0)
     max_retries: int = Field(4, ge=0)
-    batch_size: int = Field(16, ge=1, description="local: sequences generated together")
+    batch_size: int = Field(64, ge=1, description="local: sequences generated together (on a 2-core CPU the "
+                            "evaluation ran 1.36x faster at 64 than at 16, and no faster at 128)")
     share_prefixes: bool = Field(True, description="local: compute a prompt beginning shared by several "
                                  "requests of a batch once (K candidates, critic options); off: every prompt whole")
     keep_tokens: int = Field(0, ge=0, description="local: keep the key/value cache of generated sequences, up to "
@@ -325,7 +326,7 @@ class EvaluateSection(Section):
     cases_file: str | None = Field(None, description="JSONL of cases (emotion_type, problem_type, situation)")
     max_cases: int | None = Field(None, ge=1, description="first N cases (all when null)")
     max_turns: int = Field(8, ge=1, description="supporter turns per dialogue (PPDPP: 8)")
-    batch_cases: int = Field(16, ge=1, description="cases (and test contexts) run together; each finished batch "
+    batch_cases: int = Field(32, ge=1, description="cases (and test contexts) run together; each finished batch "
                              "is saved, so a killed evaluation loses at most one")
     systems_together: int | None = Field(
         None, ge=1, description="systems run side by side through the interactive protocol, their models "
