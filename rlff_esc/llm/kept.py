@@ -8,8 +8,12 @@ generated (prompt and reply, as far as they were run through the model), oldest 
 the budget in tokens is spent; a new prompt starts from the kept sequence with which it shares the
 longest beginning and computes only the rest.
 
-Kept caches cost memory: SmolLM2-135M keeps 46 KB a token (30 layers, 3 key/value heads of 64 floats,
-keys and values), so a budget of 65,536 tokens is 3 GB.
+Kept caches cost memory: SmolLM2-135M keeps 23 KB a token in bfloat16, 46 KB in float32 (30 layers,
+3 key/value heads of 64 numbers, keys and values), so a budget of 262,144 tokens is 6 GB in bfloat16.
+Size the budget to hold the conversations of one evaluation batch (``evaluate.batch_cases`` × systems):
+they come back in the same order every turn, so with less room the oldest-first rule drops each one
+just before its next turn (130 cases × 3 systems in one batch with 65,536 tokens: the seeker computed
+245k of its 335k prompt tokens; 48 cases, which fit: 39k of 123k).
 """
 
 from __future__ import annotations
