@@ -4,10 +4,10 @@
         --systems base,base_reasoning,sft,dismissive,random_reply,retrieval
 
 Runs the PPDPP protocol (seeker, critic and safety layer of the config; no response-quality metrics)
-on the first ``--cases`` cases of the config's run directory, ``evaluate.batch_cases`` at a time as
-the evaluation runs them, which must hold the earlier stages'
-outputs (``rlff-esc run`` up to GRPO for the trained systems), twice: each system alone, then all of
-them together (``evaluate.systems_together``). Prints case-turns (one system reply, the seeker's
+on the first ``--cases`` cases of the config's run directory (which must hold the earlier stages'
+outputs: ``rlff-esc run`` up to GRPO for the trained systems), ``evaluate.batch_cases`` at a time as
+the evaluation runs them, twice: each system alone, then all of them together
+(``evaluate.systems_together``). Prints case-turns (one system reply, the seeker's
 reaction and the critic's judgement), seconds and case-turns per second of both, their ratio, the
 tokens the seeker's model read and generated, and how many transcripts came out identical (batching
 changes floating-point sums, so a sampled seeker turn may differ now and then). Writes nothing to the
@@ -63,7 +63,8 @@ def main() -> None:
     agents.seeker, agents.critic, agents.safety  # noqa: B018 -- load the models before timing
     for system in systems:  # load every policy before timing, as the evaluation does before its first turn
         getattr(system, "backend", None)
-    print(f"{len(cases)} cases of {source}, <= {args.turns} turns, {config.evaluate.batch_cases} at a time; systems: {', '.join(s.name for s in systems)}"
+    print(f"{len(cases)} cases of {source}, <= {args.turns} turns, {config.evaluate.batch_cases} at a time; "
+          f"systems: {', '.join(s.name for s in systems)}"
           + (f"; not available: {', '.join(unavailable)}" if unavailable else ""))
     runs = {}
     if not args.together_only:
