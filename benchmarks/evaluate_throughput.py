@@ -21,20 +21,17 @@ import logging
 import time
 
 from rlff_esc.config import load_config
-from rlff_esc.evaluate.interactive import evaluation_cases, run_dialogues
-from rlff_esc.evaluate.run import Agents
+from rlff_esc.evaluate.interactive import evaluation_cases
+from rlff_esc.evaluate.run import Agents, run_protocol
 from rlff_esc.evaluate.systems import build_systems
 
 
 def timed(systems, cases, agents, config) -> tuple[dict, float, dict]:
-    ev, before = config.evaluate, dict(agents.seeker.backend.stats)
+    size, before = config.evaluate.batch_cases, dict(agents.seeker.backend.stats)
     out = {system.name: [] for system in systems}
     start = time.perf_counter()
-    for first in range(0, len(cases), ev.batch_cases):
-        batch = cases[first:first + ev.batch_cases]
-        done = run_dialogues([(system, batch) for system in systems], agents.seeker, agents.critic,
-                             max_turns=ev.max_turns, threshold=ev.critic.success_threshold, seed=config.seed,
-                             safety=agents.safety, progress=False)
+    for first in range(0, len(cases), size):
+        done = run_protocol(config, agents, [(system, cases[first:first + size]) for system in systems], progress=False)
         for name, records in done.items():
             out[name] += records
     seconds = time.perf_counter() - start

@@ -220,6 +220,15 @@ def _progress_file(folder: Path, kind: str, key: str) -> Path:
     return folder / f"{kind}.{key}.partial.jsonl"
 
 
+def run_protocol(config: Config, agents: Agents, jobs: list[tuple], progress: bool = True) -> dict[str, list[dict]]:
+    """:func:`~rlff_esc.evaluate.interactive.run_dialogues` for ``jobs`` with the run's agents and its
+    protocol settings (turns, success threshold, seed)."""
+    ev = config.evaluate
+    return run_dialogues(jobs, agents.seeker, agents.critic, max_turns=ev.max_turns,
+                         threshold=ev.critic.success_threshold, seed=config.seed, safety=agents.safety,
+                         progress=progress)
+
+
 def _interactive(config: Config, group: list, keys: dict[str, str], cases, agents: Agents,
                  progress: bool) -> dict[str, list[dict]]:
     """Every case of every system of ``group`` through the interactive protocol, the systems side by
@@ -238,9 +247,7 @@ def _interactive(config: Config, group: list, keys: dict[str, str], cases, agent
         jobs = [(s, todo) for s, todo in jobs if todo]
         if not jobs:
             continue
-        results = run_dialogues(jobs, agents.seeker, agents.critic, max_turns=ev.max_turns,
-                                threshold=ev.critic.success_threshold, seed=config.seed, safety=agents.safety,
-                                progress=progress)
+        results = run_protocol(config, agents, jobs, progress)
         for name, records in results.items():
             append_jsonl(paths[name], records)
             done[name].update((r["case_id"], r) for r in records)
