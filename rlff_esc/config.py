@@ -326,8 +326,10 @@ class EvaluateSection(Section):
     cases_file: str | None = Field(None, description="JSONL of cases (emotion_type, problem_type, situation)")
     max_cases: int | None = Field(None, ge=1, description="first N cases (all when null)")
     max_turns: int = Field(8, ge=1, description="supporter turns per dialogue (PPDPP: 8)")
-    batch_cases: int = Field(16, ge=1, description="cases (and test contexts) run together; each finished batch "
-                             "is saved, so a killed evaluation loses at most one")
+    batch_cases: int = Field(16, ge=1, description="cases run together through the interactive protocol; each "
+                             "finished batch is saved, so a killed evaluation loses at most one")
+    quality_batch: int = Field(64, ge=1, description="test contexts answered together for the response-quality "
+                               "metrics (one reply each, so little memory); each finished batch is saved")
     systems_together: int | None = Field(
         None, ge=1, description="systems run side by side through the interactive protocol, their models "
         "loaded at once (the seeker and critic then answer all of them in one call); null: all")

@@ -25,7 +25,7 @@ BLEU_ORDERS = (1, 2, 4)
 QUALITY_METRICS = ("BLEU-1", "BLEU-2", "BLEU-4", "ROUGE-L", "Distinct-1", "Distinct-2", "cosine", "length")
 
 
-def generate_replies(system, contexts: list[Context], *, seed: int, batch: int = 32,
+def generate_replies(system, contexts: list[Context], *, seed: int, batch: int,
                      progress: bool = True) -> list[dict]:
     """One reply per context (greedy), with the system's notes, as records for ``replies.jsonl``."""
     records = []

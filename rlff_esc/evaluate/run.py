@@ -4,9 +4,9 @@ Per system, ``<run>/eval/<system>/`` holds ``transcripts.jsonl`` (interactive di
 critic scores), ``replies.jsonl`` (replies to the test contexts with their metrics and judge ratings)
 and ``metrics.json`` (with bootstrap intervals and a fingerprint of the inputs). The systems go through
 the interactive protocol side by side (``evaluate.systems_together`` at a time), then each answers the
-test contexts. Cases and contexts go ``evaluate.batch_cases`` at a time, and each finished batch is
-appended (fsync'd) to a ``*.partial.jsonl`` file per system named by its fingerprint: a killed
-evaluation continues with the next batch, with the same seeds, so with the same results. A system
+test contexts. Cases go ``evaluate.batch_cases`` at a time, contexts ``evaluate.quality_batch``, and
+each finished batch is appended (fsync'd) to a ``*.partial.jsonl`` file per system named by its
+fingerprint: a killed evaluation continues with the next batch, with the same seeds, so with the same results. A system
 whose fingerprint is unchanged is not run again unless ``force``. ``<run>/eval/metrics.json``
 combines all systems with the paired tests against ``evaluate.compare_to`` (``comparison.py``);
 ``<run>/report.md`` shows them. A re-run whose inputs (systems' weights included) are all unchanged
@@ -165,7 +165,7 @@ def _shared_inputs(config: Config, cases, contexts) -> dict:
     critic_files = folder_digest(config.paths.learned_critic(ev.critic)) if ev.critic.kind == "learned" else None
     return {
         "evaluate": ev.model_dump(mode="json", exclude={"systems", "policies", "planner", "batch_cases",
-                                                        "systems_together", "reference_max_contexts",
+                                                        "quality_batch", "systems_together", "reference_max_contexts",
                                                         "compare_to"}),
         "seeker": model_inputs(config.models.seeker),
         "critic_model": model_inputs(config.models.critic),
@@ -255,15 +255,15 @@ def _interactive(config: Config, group: list, keys: dict[str, str], cases, agent
 
 
 def _quality_records(config: Config, system, key: str, contexts, agents: Agents, progress: bool) -> list[dict]:
-    """Replies to the test contexts, ``evaluate.batch_cases`` at a time, resumable like
+    """Replies to the test contexts, ``evaluate.quality_batch`` at a time, resumable like
     :func:`_interactive`."""
     ev = config.evaluate
     path = _progress_file(config.paths.eval_system(system.name), "replies", key)
     done = _resumable(path, "context_id")
     todo = [c for c in contexts if c.id not in done]
     rated = {c.id for c in contexts[: ev.judge_max_contexts or len(contexts)]} if ev.judge else set()
-    for start in range(0, len(todo), ev.batch_cases):
-        records = _replies(config, system, todo[start:start + ev.batch_cases], agents, rated, progress)
+    for start in range(0, len(todo), ev.quality_batch):
+        records = _replies(config, system, todo[start:start + ev.quality_batch], agents, rated, progress)
         append_jsonl(path, records)
         done.update((r["context_id"], r) for r in records)
     return [done[c.id] for c in contexts]
@@ -333,7 +333,7 @@ def _replies(config: Config, system, contexts, agents: Agents, rated: set[str], 
     """Replies to a batch of test contexts with their similarity to the gold reply, and judge ratings
     for those among the first ``evaluate.judge_max_contexts``."""
     ev = config.evaluate
-    records = generate_replies(system, contexts, seed=config.seed, progress=progress)
+    records = generate_replies(system, contexts, seed=config.seed, batch=ev.quality_batch, progress=progress)
     add_similarity(records, agents.encoder)
     judged = [(c, r) for c, r in zip(contexts, records) if c.id in rated]
     if judged:
