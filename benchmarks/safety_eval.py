@@ -1,12 +1,14 @@
 """Recall and precision of the safety layer on the frozen hold-out, and its false-alarm rate on ESConv
 seeker turns that no part of the layer was trained or tuned on (the *test* split).
 
-Two hold-outs, each frozen by hash in ``<name>.frozen.json`` beside it; this script is their only
+Three hold-outs, each frozen by hash in ``<name>.frozen.json`` beside it; this script is their only
 reader, and it refuses a file whose hash differs. ``safety_holdout.jsonl`` (194 messages) was written
-before the classifier was trained; ``safety_holdout_v2.jsonl`` (240 messages) was written later by
-someone who had not read the detector, its lexicon, its dev set or the first hold-out, and frozen
-before the detector was tuned again. Nothing was tuned on either: the classifier and its threshold
-come from the dev set and ESConv train/valid (rlff_esc/safety/train.py).
+before the classifier was trained; ``safety_holdout_v2.jsonl`` (240 messages) and
+``safety_holdout_v3.jsonl`` (320 messages) were each written later by someone who had not read the
+detector, its lexicon, its dev set or the earlier hold-outs, and frozen before any detector it
+judges was tuned. Nothing was tuned on any of them: the classifier and its threshold come from the dev set and
+ESConv train/valid (rlff_esc/safety/train.py). Once a hold-out's misses have been read it is no longer
+blind; the newest one is the default.
 
 Three rows: the lexicon alone, the classifier alone, and their union (what the layer does). ESConv
 seeker turns are counted as negatives by assumption; ESConv has some real disclosures, so the flagged
@@ -29,7 +31,7 @@ from rlff_esc.safety.layer import SafetyLayer
 from rlff_esc.safety.train import esconv_seeker_turns, read_labelled
 
 ROOT = Path(__file__).resolve().parents[1]
-HOLDOUT = ROOT / "benchmarks" / "data" / "safety_holdout_v2.jsonl"
+HOLDOUT = ROOT / "benchmarks" / "data" / "safety_holdout_v3.jsonl"
 ESCONV = ROOT.parent / "shared" / "data" / "esconv"
 
 
@@ -55,7 +57,7 @@ def check_frozen(path: Path) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--esconv", type=Path, default=ESCONV, help="processed ESConv folder (its test.txt is read)")
-    ap.add_argument("--holdout", type=Path, default=HOLDOUT, help="a frozen hold-out (default: the second)")
+    ap.add_argument("--holdout", type=Path, default=HOLDOUT, help="a frozen hold-out (default: the newest)")
     ap.add_argument("--out", type=Path, help="default runs/safety_eval/<hold-out name>.json")
     args = ap.parse_args()
     out = args.out or ROOT / "runs" / "safety_eval" / f"{args.holdout.stem}.json"
