@@ -6,9 +6,9 @@ reader, and it refuses a file whose hash differs. ``safety_holdout.jsonl`` (194 
 before the classifier was trained; ``safety_holdout_v2.jsonl`` (240 messages) and
 ``safety_holdout_v3.jsonl`` (320 messages) were each written later by someone who had not read the
 detector, its lexicon, its dev set or the earlier hold-outs, and frozen before any detector it
-judges was tuned. Nothing was tuned on any of them: the classifier and its threshold come from the dev set and
-ESConv train/valid (rlff_esc/safety/train.py). Once a hold-out's misses have been read it is no longer
-blind; the newest one is the default.
+judges was tuned. Nothing was tuned on any of them: the classifier and its threshold come from the
+dev set and ESConv train/valid (rlff_esc/safety/train.py). Once a hold-out's misses have been read it
+is no longer blind; the newest one is the default.
 
 Three rows: the lexicon alone, the classifier alone, and their union (what the layer does). ESConv
 seeker turns are counted as negatives by assumption; ESConv has some real disclosures, so the flagged

@@ -6,8 +6,8 @@ and ``metrics.json`` (with bootstrap intervals and a fingerprint of the inputs).
 the interactive protocol side by side (``evaluate.systems_together`` at a time), then each answers the
 test contexts. Cases go ``evaluate.batch_cases`` at a time, contexts ``evaluate.quality_batch``, and
 each finished batch is appended (fsync'd) to a ``*.partial.jsonl`` file per system named by its
-fingerprint: a killed evaluation continues with the next batch, with the same seeds, so with the same results. A system
-whose fingerprint is unchanged is not run again unless ``force``. ``<run>/eval/metrics.json``
+fingerprint: a killed evaluation continues with the next batch, with the same seeds, so with the same
+results. A system whose fingerprint is unchanged is not run again unless ``force``. ``<run>/eval/metrics.json``
 combines all systems with the paired tests against ``evaluate.compare_to`` (``comparison.py``);
 ``<run>/report.md`` shows them. A re-run whose inputs (systems' weights included) are all unchanged
 writes nothing (``eval/stage.json``).
@@ -165,8 +165,8 @@ def _shared_inputs(config: Config, cases, contexts) -> dict:
     critic_files = folder_digest(config.paths.learned_critic(ev.critic)) if ev.critic.kind == "learned" else None
     return {
         "evaluate": ev.model_dump(mode="json", exclude={"systems", "policies", "planner", "batch_cases",
-                                                        "quality_batch", "systems_together", "reference_max_contexts",
-                                                        "compare_to"}),
+                                                        "quality_batch", "systems_together",
+                                                        "reference_max_contexts", "compare_to"}),
         "seeker": model_inputs(config.models.seeker),
         "critic_model": model_inputs(config.models.critic),
         "critic_files": critic_files,
