@@ -31,7 +31,8 @@ def timed(systems, cases, agents, config) -> tuple[dict, float, dict]:
     out = {system.name: [] for system in systems}
     start = time.perf_counter()
     for first in range(0, len(cases), size):
-        done = run_protocol(config, agents, [(system, cases[first:first + size]) for system in systems], progress=False)
+        batch = cases[first:first + size]
+        done = run_protocol(config, agents, [(system, batch) for system in systems], progress=False)
         for name, records in done.items():
             out[name] += records
     seconds = time.perf_counter() - start

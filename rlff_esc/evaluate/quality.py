@@ -15,7 +15,6 @@ from __future__ import annotations
 import re
 
 import numpy as np
-from tqdm import tqdm
 
 from rlff_esc.data.schema import Context
 from rlff_esc.evaluate.interactive import turn_seed
@@ -25,18 +24,12 @@ BLEU_ORDERS = (1, 2, 4)
 QUALITY_METRICS = ("BLEU-1", "BLEU-2", "BLEU-4", "ROUGE-L", "Distinct-1", "Distinct-2", "cosine", "length")
 
 
-def generate_replies(system, contexts: list[Context], *, seed: int, batch: int,
-                     progress: bool = True) -> list[dict]:
-    """One reply per context (greedy), with the system's notes, as records for ``replies.jsonl``."""
-    records = []
-    for start in tqdm(range(0, len(contexts), batch), desc=f"quality {system.name}", unit="batch",
-                      disable=not progress):
-        chunk = contexts[start: start + batch]
-        replies = system.respond([c.history for c in chunk], [turn_seed(seed, c.id, 0, "quality") for c in chunk])
-        for c, reply in zip(chunk, replies):
-            records.append({"context_id": c.id, "reply": reply.text, "gold": c.gold_reply,
-                            "gold_strategy": c.gold_strategy, "notes": reply.note})
-    return records
+def generate_replies(system, contexts: list[Context], *, seed: int) -> list[dict]:
+    """One reply per context (greedy, all in one call), with the system's notes, as records for
+    ``replies.jsonl``."""
+    replies = system.respond([c.history for c in contexts], [turn_seed(seed, c.id, 0, "quality") for c in contexts])
+    return [{"context_id": c.id, "reply": reply.text, "gold": c.gold_reply, "gold_strategy": c.gold_strategy,
+             "notes": reply.note} for c, reply in zip(contexts, replies)]
 
 
 def add_similarity(records: list[dict], encoder) -> None:

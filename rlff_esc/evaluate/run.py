@@ -7,9 +7,9 @@ the interactive protocol side by side (``evaluate.systems_together`` at a time),
 test contexts. Cases go ``evaluate.batch_cases`` at a time, contexts ``evaluate.quality_batch``, and
 each finished batch is appended (fsync'd) to a ``*.partial.jsonl`` file per system named by its
 fingerprint: a killed evaluation continues with the next batch, with the same seeds, so with the same
-results. A system whose fingerprint is unchanged is not run again unless ``force``. ``<run>/eval/metrics.json``
-combines all systems with the paired tests against ``evaluate.compare_to`` (``comparison.py``);
-``<run>/report.md`` shows them. A re-run whose inputs (systems' weights included) are all unchanged
+results. A system whose fingerprint is unchanged is not run again unless ``force``.
+``<run>/eval/metrics.json`` combines all systems with the paired tests against ``evaluate.compare_to``
+(``comparison.py``); ``<run>/report.md`` shows them. A re-run whose inputs (systems' weights included) are all unchanged
 writes nothing (``eval/stage.json``).
 """
 
@@ -18,6 +18,8 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+
+from tqdm import tqdm
 
 from rlff_esc.config import Config
 from rlff_esc.data.prepare import read_contexts
@@ -262,7 +264,8 @@ def _quality_records(config: Config, system, key: str, contexts, agents: Agents,
     done = _resumable(path, "context_id")
     todo = [c for c in contexts if c.id not in done]
     rated = {c.id for c in contexts[: ev.judge_max_contexts or len(contexts)]} if ev.judge else set()
-    for start in range(0, len(todo), ev.quality_batch):
+    for start in tqdm(range(0, len(todo), ev.quality_batch), desc=f"quality {system.name}", unit="batch",
+                      disable=not progress):
         records = _replies(config, system, todo[start:start + ev.quality_batch], agents, rated, progress)
         append_jsonl(path, records)
         done.update((r["context_id"], r) for r in records)
@@ -333,7 +336,7 @@ def _replies(config: Config, system, contexts, agents: Agents, rated: set[str], 
     """Replies to a batch of test contexts with their similarity to the gold reply, and judge ratings
     for those among the first ``evaluate.judge_max_contexts``."""
     ev = config.evaluate
-    records = generate_replies(system, contexts, seed=config.seed, batch=ev.quality_batch, progress=progress)
+    records = generate_replies(system, contexts, seed=config.seed)
     add_similarity(records, agents.encoder)
     judged = [(c, r) for c, r in zip(contexts, records) if c.id in rated]
     if judged:
