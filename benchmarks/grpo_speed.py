@@ -5,9 +5,9 @@
 Both runs start from the config's trained warm-up and train against its trained reward model (run
 `python benchmarks/result_table.py` or `rlff-esc run` first), with the same seed, LoRA, group, batch
 and lengths, one after the other in this process. ``stock``: TRL's ``model.generate`` and
-transformers' attention (``policy.grpo.generation: transformers``, ``policy.attention: sdpa``);
-``rlff_esc``: the batched backend's sampling and, on CPU, the grouped-head attention (both settings'
-defaults). Each writes into a scratch copy of the run (nothing in the run directory changes).
+transformers' attention and TRL's LM head (``policy.grpo.generation: transformers``, ``policy.attention:
+sdpa``, ``policy.lm_head: trl``); ``rlff_esc``: the batched backend's sampling and, on CPU, the
+grouped-head attention and the head over labelled positions only (the settings' defaults). Each writes into a scratch copy of the run (nothing in the run directory changes).
 
 Printed per mode: seconds per step (the first step included), the reward model's raw mean score of
 the step's completions (``reward_model/raw_mean``: what GRPO climbs, on the reward model's own
@@ -34,8 +34,8 @@ from rlff_esc.policy.grpo import run_grpo
 from rlff_esc.policy.logs import read_log
 from rlff_esc.stats import interval, mean_of
 
-MODES = {"stock": ["policy.grpo.generation=transformers", "policy.attention=sdpa"],
-         "rlff_esc": ["policy.grpo.generation=batched", "policy.attention=auto"]}
+MODES = {"stock": ["policy.grpo.generation=transformers", "policy.attention=sdpa", "policy.lm_head=trl"],
+         "rlff_esc": ["policy.grpo.generation=batched", "policy.attention=auto", "policy.lm_head=auto"]}
 
 
 def run_mode(config_path: str, mode: str, steps: int, extra: list[str]) -> dict:

@@ -49,7 +49,8 @@ def grpo_inputs(config: Config, source: str, scorer=None) -> dict:
     weights, the contexts (a ``scorer`` passed in by a test stands for itself)."""
     policy = config.policy
     return {"policy": policy.model_dump(mode="json", exclude={"sft": True, "reward_model_path": True, "attention": True,
-                                                              "base_model": True, "grpo": {"save_steps"}}),
+                                                              "lm_head": True, "base_model": True,
+                                                              "grpo": {"save_steps"}}),
             "seed": config.seed, "source": model_digest(source), "contexts": file_digest(config.paths.contexts),
             "reward_model": f"given: {type(scorer).__qualname__}" if scorer is not None else folder_digest(config.paths.scorer)}
 
@@ -85,7 +86,8 @@ def run_grpo(config: Config, force: bool = False, scorer=None, callbacks: list |
     check_before = _check_before(config, source, scorer, work)
     trainer, reward_weights = _build_trainer(config, source, scorer, work, callbacks)
     train_start = time.perf_counter()
-    resumed_at = model_io.train_resumable(trainer, staged, work / "train_log.jsonl")
+    resumed_at = model_io.train_resumable(trainer, staged, work / "train_log.jsonl",
+                                          labelled_head=config.policy.lm_head == "auto")
     seconds_per_step = (time.perf_counter() - train_start) / max(1, trainer.state.global_step - resumed_at)
     if not model_io.save_trained(trainer, trainer.processing_class, work):
         return staged.out  # another process of a multi-GPU run writes the model, the plot and the check

@@ -115,9 +115,11 @@ def save_trained(trainer, tokenizer, path: Path) -> bool:
     return True
 
 
-def train_resumable(trainer, staged, log_file: Path) -> int:
+def train_resumable(trainer, staged, log_file: Path, *, labelled_head: bool = True) -> int:
     """Train, continuing from the staged folder's last checkpoint when there is one (the log's lines
-    past that step, written by the interrupted run, are dropped); returns the step it resumed from."""
+    past that step, written by the interrupted run, are dropped); returns the step it resumed from.
+    ``labelled_head``: the loss projects only labelled positions on the CPU too (``policy.lm_head``)."""
+    from rlff_esc.policy.lm_head import labelled_positions
     from rlff_esc.policy.logs import truncate_log
 
     resume = staged.last_checkpoint()
@@ -125,5 +127,6 @@ def train_resumable(trainer, staged, log_file: Path) -> int:
     if resume is not None:
         log.info("resuming from %s (step %d of %d)", resume, step, trainer.args.max_steps)
     truncate_log(log_file, step)
-    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    with labelled_positions(labelled_head):
+        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     return step
