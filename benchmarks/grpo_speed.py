@@ -7,7 +7,8 @@ Both runs start from the config's trained warm-up and train against its trained 
 and lengths, one after the other in this process. ``stock``: TRL's ``model.generate`` and
 transformers' attention and TRL's LM head (``policy.grpo.generation: transformers``, ``policy.attention:
 sdpa``, ``policy.lm_head: trl``); ``rlff_esc``: the batched backend's sampling and, on CPU, the
-grouped-head attention and the head over labelled positions only (the settings' defaults). Each writes into a scratch copy of the run (nothing in the run directory changes).
+grouped-head attention and the head over labelled positions only (the settings' defaults). Each
+writes into a scratch copy of the run (nothing in the run directory changes).
 
 Printed per mode: seconds per step (the first step included), the reward model's raw mean score of
 the step's completions (``reward_model/raw_mean``: what GRPO climbs, on the reward model's own

@@ -32,6 +32,17 @@ def test_per_request_budget(tiny_backend):
     assert long.completion_tokens <= 12
 
 
+def test_rows_finishing_one_by_one_give_what_each_gives_alone(smollm2_backend):
+    """Budgets of 1 to 8 tokens: rows finish at different steps, and finished rows wait in the batch
+    until a quarter of it has finished; every row still gets exactly what it gets alone."""
+    reqs = [_request(f"My week was hard, day {i}.", seed=i, max_new_tokens=i + 1, temperature=0.9) for i in range(8)]
+    batched = smollm2_backend.generate(reqs)
+    alone = [smollm2_backend.generate([r])[0] for r in reqs]
+    assert [(g.text, g.token_ids, g.finish_reason) for g in batched] == \
+        [(g.text, g.token_ids, g.finish_reason) for g in alone]
+    assert [g.completion_tokens for g in batched] == [i + 1 for i in range(8)]
+
+
 def test_stop_strings_stop_generation(smollm2_backend):
     """A stop string taken from the middle of the model's own greedy answer must end that answer early,
     in the same batch as a request without stop strings, which goes on."""

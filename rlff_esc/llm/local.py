@@ -10,12 +10,12 @@ Work that repeats inside a batch is done once. Prompts that begin with the same 
 candidates of one context, the critic's four options after one conversation) have that beginning
 computed once and its key/value cache copied to each row (:mod:`rlff_esc.llm.prefix`); rows of very
 different lengths run as separate forward passes, so that few padding tokens are computed; rows that
-have finished leave the batch; ``loglikelihood`` computes vocabulary logits only where a continuation token
-is scored. ``stats`` counts both the tokens asked for (``prompt_tokens`` + ``completion_tokens``) and
-the tokens actually run through the model (``computed_tokens``, and apart from them
-``padding_tokens``), so that the saving can be measured. Decoding writes each new position into room
-the cache keeps for it instead of copying the cache (:mod:`rlff_esc.llm.cache`). On CPU, models load
-with the attention of :mod:`rlff_esc.llm.attention`.
+have finished leave the batch, once they are a quarter of it; ``loglikelihood`` computes vocabulary
+logits only where a continuation token is scored. ``stats`` counts both the tokens asked for
+(``prompt_tokens`` + ``completion_tokens``) and the tokens actually run through the model
+(``computed_tokens``, and apart from them ``padding_tokens``), so that the saving can be measured.
+Decoding writes each new position into room the cache keeps for it instead of copying the cache
+(:mod:`rlff_esc.llm.cache`). On CPU, models load with the attention of :mod:`rlff_esc.llm.attention`.
 """
 
 from __future__ import annotations
@@ -71,6 +71,9 @@ class Prefilled:
 
 MIN_SHARED_TOKENS = 8  # a shorter shared stretch costs more as a forward pass of its own than it saves
 GROUP_COST_TOKENS = 48  # one more forward pass and the cache join cost about this many tokens' compute (CPU)
+# Finished rows leave the batch once they are this fraction of it (1/4): removing rows copies every
+# layer's cache, so rows finishing one by one would copy it again and again.
+LEAVE_FRACTION = 4
 
 
 def _cache_rows(cache: GrowingCache, rows: torch.Tensor) -> GrowingCache:
@@ -273,26 +276,30 @@ class LocalBackend:
         cache, mask, position, logits = state.cache, state.mask, state.next_position, state.logits[:, -1, :]
         active = list(range(n))  # request index of each cache row
         while True:
-            next_ids = []
+            next_ids, finished_now = [], []
             for k, row in enumerate(active):
+                if finish[row] is not None:  # finished, waiting to leave the batch: its output is not read
+                    next_ids.append(0)
+                    continue
                 r = requests[row]
                 token = _sample(logits[k], r.temperature, r.top_p, generators[row])
                 next_ids.append(token)
                 if token in eos:
                     finish[row], ended_by[row] = "stop", [token]
-                    continue
-                new_tokens[row].append(token)
-                if r.stop and _hits_stop(self.tokenizer, new_tokens[row], r.stop):
-                    finish[row] = "stop"
-                elif len(new_tokens[row]) >= r.max_new_tokens:
-                    finish[row] = "length"
+                else:
+                    new_tokens[row].append(token)
+                    if r.stop and _hits_stop(self.tokenizer, new_tokens[row], r.stop):
+                        finish[row] = "stop"
+                    elif len(new_tokens[row]) >= r.max_new_tokens:
+                        finish[row] = "length"
+                if finish[row] is not None:
+                    finished_now.append(k)
+            if self.kept and finished_now:
+                self._keep(cache, mask, [(k, prompts[active[k]] + new_tokens[active[k]]) for k in finished_now])
             keep = [k for k, row in enumerate(active) if finish[row] is None]
-            if self.kept and len(keep) < len(active):
-                self._keep(cache, mask, [(k, prompts[row] + new_tokens[row]) for k, row in enumerate(active)
-                                         if finish[row] is not None])
             if not keep:
                 break
-            if len(keep) < len(active):  # finished rows leave the batch
+            if len(active) - len(keep) >= max(1, len(active) // LEAVE_FRACTION):  # finished rows leave
                 index = torch.tensor(keep, device=self.device)
                 cache.batch_select_indices(index)
                 mask, position = mask[index], position[index]

@@ -71,8 +71,9 @@ def train_on_completions(model, tokenizer, examples: list[dict], settings, stage
     folder ``work`` of ``staged``, checkpointed every ``settings.save_steps`` and resumed from the last
     checkpoint, saved merged into ``work``. ``settings`` is a config section with ``max_steps``,
     ``learning_rate``, ``batch_size``, ``gradient_accumulation_steps``, ``max_length`` and
-    ``save_steps``; ``labelled_head``: see :func:`rlff_esc.policy.model_io.train_resumable`. Returns the step it resumed at, seconds per step and the first and last logged
-    loss, or None on a process of a multi-GPU run that did not write."""
+    ``save_steps``; ``labelled_head``: see :func:`rlff_esc.policy.model_io.train_resumable`. Returns
+    the step it resumed at, seconds per step and the first and last logged loss, or None on a process
+    of a multi-GPU run that did not write."""
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
