@@ -5,10 +5,10 @@ in tiles, without building the whole logits tensor. Where Triton runs (CUDA, XPU
 the positions with a label; elsewhere every position, prompt and padding included, because on an
 accelerator that compiles per shape a changing count would recompile. A CPU runs eagerly and
 compiles nothing, so there the full projection is only waste: a warm-up example is about 80% prompt,
-and on the demo the head took half of each SFT step (1.6 of 3.3 s on 2 cores, 4 examples of about
-230 tokens). :func:`labelled_positions` makes TRL take its compact path on the CPU while a trainer
-trains. The loss and the gradients are the same sums over the same positions (the demo's warm-up
-logged the same losses to three decimals); SFT steps took half the time.
+and on the demo the head took 1.6 s of each 4.6 s SFT step (2 cores, 4 examples of about 230
+tokens). :func:`labelled_positions` makes TRL take its compact path on the CPU while a trainer
+trains. The loss and the gradients are the same sums over the same positions: the demo's warm-up
+logged the same losses, its policy checked the same to the last digit, and its steps took 2.3 s.
 """
 
 from __future__ import annotations
