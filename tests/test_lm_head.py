@@ -61,7 +61,7 @@ def test_labelled_positions_can_be_switched_off():
     import trl.trainer.utils as trl_utils
 
     before = trl_utils._use_triton
-    with labelled_positions(enabled=False):
+    with labelled_positions("trl"):
         assert trl_utils._use_triton is before
     with labelled_positions():
         assert trl_utils._use_triton(torch.device("cpu"))

@@ -86,8 +86,7 @@ def run_grpo(config: Config, force: bool = False, scorer=None, callbacks: list |
     check_before = _check_before(config, source, scorer, work)
     trainer, reward_weights = _build_trainer(config, source, scorer, work, callbacks)
     train_start = time.perf_counter()
-    resumed_at = model_io.train_resumable(trainer, staged, work / "train_log.jsonl",
-                                          labelled_head=config.policy.lm_head == "auto")
+    resumed_at = model_io.train_resumable(trainer, staged, work / "train_log.jsonl", lm_head=config.policy.lm_head)
     seconds_per_step = (time.perf_counter() - train_start) / max(1, trainer.state.global_step - resumed_at)
     if not model_io.save_trained(trainer, trainer.processing_class, work):
         return staged.out  # another process of a multi-GPU run writes the model, the plot and the check

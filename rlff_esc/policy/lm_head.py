@@ -17,13 +17,14 @@ from contextlib import contextmanager
 
 
 @contextmanager
-def labelled_positions(enabled: bool = True):
-    """While inside, TRL's fused head projects only labelled positions on the CPU as well. A TRL
-    without the switch this relies on is left as it is."""
+def labelled_positions(lm_head: str = "auto"):
+    """With ``lm_head`` "auto" (``policy.lm_head``), while inside, TRL's fused head projects only
+    labelled positions on the CPU as well; "trl" leaves it as it is, and so does a TRL without the
+    switch this relies on."""
     import trl.trainer.utils as trl_utils
 
     triton_path = getattr(trl_utils, "_use_triton", None)
-    if not enabled or triton_path is None:
+    if lm_head != "auto" or triton_path is None:
         yield
         return
     trl_utils._use_triton = lambda device: device.type == "cpu" or triton_path(device)

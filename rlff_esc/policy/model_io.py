@@ -115,10 +115,10 @@ def save_trained(trainer, tokenizer, path: Path) -> bool:
     return True
 
 
-def train_resumable(trainer, staged, log_file: Path, *, labelled_head: bool = True) -> int:
+def train_resumable(trainer, staged, log_file: Path, *, lm_head: str = "auto") -> int:
     """Train, continuing from the staged folder's last checkpoint when there is one (the log's lines
     past that step, written by the interrupted run, are dropped); returns the step it resumed from.
-    ``labelled_head``: the loss projects only labelled positions on the CPU too (``policy.lm_head``)."""
+    ``lm_head``: the training loss's LM head (``policy.lm_head``, :mod:`rlff_esc.policy.lm_head`)."""
     from rlff_esc.policy.lm_head import labelled_positions
     from rlff_esc.policy.logs import truncate_log
 
@@ -127,6 +127,6 @@ def train_resumable(trainer, staged, log_file: Path, *, labelled_head: bool = Tr
     if resume is not None:
         log.info("resuming from %s (step %d of %d)", resume, step, trainer.args.max_steps)
     truncate_log(log_file, step)
-    with labelled_positions(labelled_head):
+    with labelled_positions(lm_head):
         trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     return step

@@ -52,7 +52,7 @@ def run_sft(config: Config, force: bool = False):
     trained = train_on_completions(model, tokenizer, examples, sft, staged, work, seed=config.seed,
                                    peft_config=model_io.peft_config(config, model), bf16=policy.bf16,
                                    activation_checkpointing=policy.activation_checkpointing,
-                                   labelled_head=policy.lm_head == "auto")
+                                   lm_head=policy.lm_head)
     if trained is None:
         return staged.out  # another process of a multi-GPU run writes it
     details = {"examples": len(examples), "steps": sft.max_steps, **trained,
@@ -66,12 +66,12 @@ def run_sft(config: Config, force: bool = False):
 
 def train_on_completions(model, tokenizer, examples: list[dict], settings, staged: StagedFolder, work: Path, *,
                          seed: int, peft_config, bf16: bool, activation_checkpointing: bool,
-                         labelled_head: bool = True) -> dict | None:
+                         lm_head: str = "auto") -> dict | None:
     """TRL ``SFTTrainer`` on prompt/completion pairs (the loss on the completion only) in the partial
     folder ``work`` of ``staged``, checkpointed every ``settings.save_steps`` and resumed from the last
     checkpoint, saved merged into ``work``. ``settings`` is a config section with ``max_steps``,
     ``learning_rate``, ``batch_size``, ``gradient_accumulation_steps``, ``max_length`` and
-    ``save_steps``; ``labelled_head``: see :func:`rlff_esc.policy.model_io.train_resumable`. Returns
+    ``save_steps``; ``lm_head``: see :func:`rlff_esc.policy.model_io.train_resumable`. Returns
     the step it resumed at, seconds per step and the first and last logged loss, or None on a process
     of a multi-GPU run that did not write."""
     from datasets import Dataset
@@ -92,7 +92,7 @@ def train_on_completions(model, tokenizer, examples: list[dict], settings, stage
                                                           for e in examples]),
                          peft_config=peft_config, callbacks=[JsonlLogCallback(work / "train_log.jsonl")])
     train_start = time.perf_counter()
-    resumed_at = model_io.train_resumable(trainer, staged, work / "train_log.jsonl", labelled_head=labelled_head)
+    resumed_at = model_io.train_resumable(trainer, staged, work / "train_log.jsonl", lm_head=lm_head)
     seconds_per_step = (time.perf_counter() - train_start) / max(1, settings.max_steps - resumed_at)
     if not model_io.save_trained(trainer, tokenizer, work):
         return None
