@@ -9,7 +9,7 @@ outputs: ``rlff-esc run`` up to GRPO for the trained systems), ``evaluate.batch_
 the evaluation runs them, twice: each system alone, then all of them together
 (``evaluate.systems_together``). Prints case-turns (one system reply, the seeker's
 reaction and the critic's judgement), seconds and case-turns per second of both, their ratio, the
-tokens the seeker's model read and generated, and how many transcripts came out identical (batching
+tokens the seeker's model read and generated, the process's peak memory, and how many transcripts came out identical (batching
 changes floating-point sums, so a sampled seeker turn may differ now and then). Writes nothing to the
 run directory. Seconds depend on what else the machine is doing: run it on a quiet machine.
 """
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import resource
 import time
 
 from rlff_esc.config import load_config
@@ -85,6 +86,7 @@ def main() -> None:
         same = sum(x == y for name in alone for x, y in zip(alone[name], together[name]))
         speedup = (case_turns(together) / b) / (case_turns(alone) / a)
         print(f"speed-up side by side: {speedup:.2f}x; identical transcripts: {same} of {len(cases) * len(systems)}")
+    print(f"peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:.1f} GB")
 
 
 if __name__ == "__main__":

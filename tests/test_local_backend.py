@@ -160,7 +160,8 @@ def test_growing_cache_holds_what_a_dynamic_cache_holds_and_writes_in_place():
 
 def test_kept_caches_continue_conversations_with_the_same_texts_and_less_work(smollm2_backend):
     """Three conversations, each next prompt repeating the last one with the model's reply and a new
-    user turn: starting from the kept caches changes no text and computes far fewer tokens."""
+    user turn: starting from the kept caches changes no text and computes far fewer tokens, and each
+    conversation's newest sequence replaces the one it continued (one kept per conversation)."""
     from rlff_esc.llm.local import LocalBackend
 
     keeping = LocalBackend("keeping", model=smollm2_backend.model, tokenizer=smollm2_backend.tokenizer,
@@ -180,6 +181,7 @@ def test_kept_caches_continue_conversations_with_the_same_texts_and_less_work(sm
     assert results["keeping"][0] == results["plain"][0]
     assert keeping.stats["reused_tokens"] > 0
     assert results["keeping"][1] < 0.7 * results["plain"][1]
+    assert len(keeping.kept) == len(openings)
 
 
 def test_draws_follow_the_weights_and_never_pick_a_zero_weight():

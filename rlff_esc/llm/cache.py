@@ -37,6 +37,18 @@ class GrowingLayer(DynamicLayer):
         self.keys, self.values = self._keys[:, :, :length + new], self._values[:, :, :length + new]
         return self.keys, self.values
 
+    def adopt(self, keys: torch.Tensor, values: torch.Tensor, length: int) -> None:
+        """Take ``keys`` and ``values`` (rows, heads, capacity, head size) as this layer's buffers, their
+        first ``length`` positions filled: a cache assembled in place, without a copy."""
+        self.lazy_initialization(keys, values)
+        self._keys, self._values = keys, values
+        self.keys, self.values = keys[:, :, :length], values[:, :, :length]
+
+    def release(self) -> None:
+        """Drop this layer's tensors now: it is not used again, and its memory is free before the
+        cache object goes."""
+        self._keys = self._values = self.keys = self.values = None
+
     def _reallocate(self, length: int, capacity: int, like: torch.Tensor) -> None:
         shape = (like.shape[0], like.shape[1], capacity, like.shape[-1])
         keys, values = like.new_empty(shape), like.new_empty(shape)
@@ -51,3 +63,8 @@ class GrowingCache(DynamicCache):
     def __init__(self, reserve: int = 0):
         Cache.__init__(self, layer_class_to_replicate=lambda: GrowingLayer(reserve))
         self.reserve = reserve
+
+    def release(self) -> None:
+        """Drop every layer's tensors (the cache has been copied where it is needed)."""
+        for layer in self.layers:
+            layer.release()

@@ -6,7 +6,10 @@ seeker reads it has read before (in the evaluation the seeker computed about a t
 them: README, "Evaluation"). A backend with a budget keeps the key/value cache of every sequence it
 generated (prompt and reply, as far as they were run through the model), oldest dropped first once
 the budget in tokens is spent; a new prompt starts from the kept sequence with which it shares the
-longest beginning and computes only the rest.
+longest beginning and computes only the rest. When the new sequence is kept, the one it started from
+goes: everything of it a later prompt could use is the beginning the two share (the rest is the old
+reply as generated, which the conversation carries on cut or re-tokenised), so one sequence per
+conversation is kept instead of one per turn, and the budget is not filled with older copies.
 
 Kept caches cost memory: SmolLM2-135M keeps 23 KB a token in bfloat16, 46 KB in float32 (30 layers,
 3 key/value heads of 64 numbers, keys and values), so a budget of 262,144 tokens is 6 GB in bfloat16.
@@ -41,7 +44,11 @@ class KeptSequences:
         self._kept: OrderedDict[tuple[int, ...], KeptSequence] = OrderedDict()
         self._tokens = 0
 
-    def add(self, sequence: KeptSequence) -> None:
+    def add(self, sequence: KeptSequence, replaces: KeptSequence | None = None) -> None:
+        """Keep ``sequence``, newest; drop ``replaces`` (the kept sequence its prompt started from)."""
+        if replaces is not None and self._kept.get(tuple(replaces.tokens)) is replaces:
+            del self._kept[tuple(replaces.tokens)]
+            self._tokens -= len(replaces.tokens)
         key = tuple(sequence.tokens)
         if key in self._kept:
             self._kept.move_to_end(key)
@@ -51,6 +58,9 @@ class KeptSequences:
         while self._tokens > self.budget_tokens and self._kept:
             dropped, _ = self._kept.popitem(last=False)
             self._tokens -= len(dropped)
+
+    def __len__(self) -> int:
+        return len(self._kept)
 
     def longest_shared(self, tokens: list[int], limit: int) -> tuple[KeptSequence | None, int]:
         """The kept sequence sharing the longest beginning with ``tokens`` and how many tokens it

@@ -29,7 +29,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from rlff_esc.llm import attention, precision
 from rlff_esc.llm.base import Generation, GenerationRequest, Message
-from rlff_esc.llm.cache import GrowingCache
+from rlff_esc.llm.cache import GrowingCache, GrowingLayer
 from rlff_esc.llm.embedded import resolve_model
 from rlff_esc.llm.kept import KeptSequence, KeptSequences
 from rlff_esc.llm.prefix import Segment, length_groups, plan_prefixes
@@ -67,6 +67,7 @@ class Prefilled:
     cache: GrowingCache
     mask: torch.Tensor  # (rows, cached positions) attention mask
     next_position: torch.Tensor  # (rows, 1) position id of each row's next token
+    sources: list[KeptSequence | None] | None = None  # the kept sequence each row started from
 
 
 MIN_SHARED_TOKENS = 8  # a shorter shared stretch costs more as a forward pass of its own than it saves
@@ -92,16 +93,34 @@ def _left_padded(tensors: list[torch.Tensor], dim: int, width: int) -> torch.Ten
 
 
 def _joined(parts: list[tuple[GrowingCache, torch.Tensor, torch.Tensor]],
-            order: torch.Tensor) -> tuple[GrowingCache, torch.Tensor, torch.Tensor]:
-    """One (cache, mask, logits) from row groups of different widths: each left-padded to the widest
-    (masked out, as batch padding is), stacked, and rows put back in ``order``."""
+            groups: list[list[int]]) -> tuple[GrowingCache, torch.Tensor, torch.Tensor]:
+    """One (cache, mask, logits) from row groups of different widths, row ``groups[p][i]`` being row i
+    of ``parts[p]``: each part right-aligned to the widest (its left padding zeros, masked out as batch
+    padding is). Each layer of a part is written straight into the joined cache's buffers and then
+    released, so that joining needs hardly more memory than the parts hold."""
     width = max(mask.shape[1] for _, mask, _ in parts)
-    cache = GrowingCache(parts[0][0].reserve)
+    targets = [torch.tensor(group, device=parts[0][1].device) for group in groups]
+    rows = sum(len(group) for group in groups)
+    reserve = parts[0][0].reserve
+    cache = GrowingCache(reserve)
     for index in range(len(parts[0][0].layers)):
-        cache.update(_left_padded([part.layers[index].keys for part, _, _ in parts], 2, width)[order],
-                     _left_padded([part.layers[index].values for part, _, _ in parts], 2, width)[order], index)
-    mask = _left_padded([mask for _, mask, _ in parts], 1, width)[order]
-    logits = torch.cat([logits for _, _, logits in parts])[order]
+        like = parts[0][0].layers[index].keys
+        buffers = [like.new_empty((rows, like.shape[1], width + reserve, like.shape[-1])) for _ in range(2)]
+        for (part, _, _), target in zip(parts, targets):
+            layer = part.layers[index]
+            pad = width - layer.keys.shape[2]
+            for buffer, states in zip(buffers, (layer.keys, layer.values)):
+                buffer[target, :, :pad] = 0
+                buffer[target, :, pad:width] = states
+            layer.release()
+        cache.layers.append(GrowingLayer(reserve))
+        cache.layers[index].adopt(*buffers, width)
+    like_mask, like_logits = parts[0][1], parts[0][2]
+    mask = like_mask.new_zeros((rows, width))
+    logits = like_logits.new_empty((rows, *like_logits.shape[1:]))
+    for (_, part_mask, part_logits), target in zip(parts, targets):
+        mask[target, width - part_mask.shape[1]:] = part_mask
+        logits[target] = part_logits
     return cache, mask, logits
 
 
@@ -203,34 +222,36 @@ class LocalBackend:
         mask = _left_padded(ones, 1, width).to(self.device)
         segments = [Segment([row], row, length, len(seq)) for row, ((_, length), seq) in enumerate(zip(found, seqs))]
         cache, mask, logits = self._extend(cache, mask, segments, [seq[s.start:] for s, seq in zip(segments, seqs)], 1)
-        return Prefilled(logits, cache, mask, torch.tensor([[len(seq)] for seq in seqs], device=self.device))
+        return Prefilled(logits, cache, mask, torch.tensor([[len(seq)] for seq in seqs], device=self.device),
+                         [kept for kept, _ in found])
 
-    def _keep(self, cache: GrowingCache, mask: torch.Tensor, rows: list[tuple[int, list[int]]]) -> None:
-        """Keep the cache of each (cache row, tokens): the row's positions that hold tokens, in order."""
-        for k, tokens in rows:
+    def _keep(self, cache: GrowingCache, mask: torch.Tensor, rows: list[tuple[int, list[int], KeptSequence | None]]) -> None:
+        """Keep the cache of each (cache row, tokens, kept sequence it started from): the row's positions
+        that hold tokens, in order, in place of the sequence it started from."""
+        for k, tokens, source in rows:
             at = mask[k].nonzero().squeeze(1)
             self.kept.add(KeptSequence(tokens[:len(at)], [layer.keys[k][:, at].cpu() for layer in cache.layers],
-                                       [layer.values[k][:, at].cpu() for layer in cache.layers]))
+                                       [layer.values[k][:, at].cpu() for layer in cache.layers]), replaces=source)
 
     def _extend(self, cache: GrowingCache, mask: torch.Tensor, segments: list[Segment], tokens: list[list[int]],
                 logits_to_keep: int) -> tuple[GrowingCache, torch.Tensor, torch.Tensor]:
         """Copy each segment's parent cache row and run its tokens after it, segments of similar length in
         one forward pass (:func:`length_groups`); returns the new cache, mask and logits, rows in the order
-        of ``segments``."""
+        of ``segments``. ``cache`` is used up: extended in place or released once its rows are copied."""
         parents = torch.tensor([max(s.parent, 0) for s in segments], device=self.device)
         groups = length_groups([len(t) for t in tokens], GROUP_COST_TOKENS)
         if len(groups) == 1:  # one pass, on the cache itself: its rows copied once, in segment order
-            if cache.get_seq_length() > 0:
+            in_order = cache.get_seq_length() == 0 or (cache.layers[0].keys.shape[0] == len(segments) and
+                                                       torch.equal(parents, torch.arange(len(segments), device=self.device)))
+            if not in_order:
                 cache.reorder_cache(parents)
             return (cache, *self._run(cache, mask[parents], segments, tokens, logits_to_keep))
-        parts = []
-        for group in groups:
-            rows = parents[torch.tensor(group, device=self.device)]
-            part = _cache_rows(cache, rows)
-            parts.append((part, *self._run(part, mask[rows], [segments[i] for i in group], [tokens[i] for i in group],
-                                           logits_to_keep)))
-        order = torch.tensor([i for group in groups for i in group], device=self.device).argsort()
-        return _joined(parts, order)
+        rows = [parents[torch.tensor(group, device=self.device)] for group in groups]
+        subsets = [_cache_rows(cache, r) for r in rows]
+        cache.release()  # consumed: every group has its copy
+        parts = [(part, *self._run(part, mask[r], [segments[i] for i in group], [tokens[i] for i in group],
+                                   logits_to_keep)) for part, r, group in zip(subsets, rows, groups)]
+        return _joined(parts, groups)
 
     def _run(self, cache: GrowingCache, mask: torch.Tensor, segments: list[Segment], tokens: list[list[int]],
              logits_to_keep: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -271,9 +292,10 @@ class LocalBackend:
         ended_by: list[list[int]] = [[] for _ in range(n)]  # the end token, where one stopped the row
         finish: list[str | None] = [None] * n
         limits, reserve = [len(p) - 1 for p in prompts], max(r.max_new_tokens for r in requests)
-        state = (self._prefill_from_kept(prompts, limits, reserve) if self.kept else None) or \
+        state = (self._prefill_from_kept(prompts, limits, reserve) if self.kept is not None else None) or \
             self._prefill(prompts, limits, 1, reserve=reserve)
         cache, mask, position, logits = state.cache, state.mask, state.next_position, state.logits[:, -1, :]
+        sources = state.sources or [None] * n
         active = list(range(n))  # request index of each cache row
         while True:
             next_ids, finished_now = [], []
@@ -294,8 +316,9 @@ class LocalBackend:
                         finish[row] = "length"
                 if finish[row] is not None:
                     finished_now.append(k)
-            if self.kept and finished_now:
-                self._keep(cache, mask, [(k, prompts[active[k]] + new_tokens[active[k]]) for k in finished_now])
+            if self.kept is not None and finished_now:
+                self._keep(cache, mask, [(k, prompts[active[k]] + new_tokens[active[k]], sources[active[k]])
+                                         for k in finished_now])
             keep = [k for k, row in enumerate(active) if finish[row] is None]
             if not keep:
                 break
