@@ -23,7 +23,8 @@ demo: setup
 test: setup
 	$(PY) -m pytest -q
 
-# The result table (README, "Results"): the method, its two ablations and every system; about two hours on 2 cores.
+# The result table (README, "Results"): the method, its two ablations and every system; about two hours on
+# 2 cores with AMX, about four without.
 table: setup
 	$(PY) benchmarks/result_table.py
 

@@ -9,9 +9,9 @@ outputs: ``rlff-esc run`` up to GRPO for the trained systems), ``evaluate.batch_
 the evaluation runs them, twice: each system alone, then all of them together
 (``evaluate.systems_together``). Prints case-turns (one system reply, the seeker's
 reaction and the critic's judgement), seconds and case-turns per second of both, their ratio, the
-tokens the seeker's model read and generated, the process's peak memory, and how many transcripts came out identical (batching
-changes floating-point sums, so a sampled seeker turn may differ now and then). Writes nothing to the
-run directory. Seconds depend on what else the machine is doing: run it on a quiet machine.
+tokens the seeker's model read and generated, how many transcripts came out identical (batching
+changes floating-point sums, so a sampled seeker turn may differ now and then) and the process's peak
+memory. Writes nothing to the run directory. Seconds depend on what else the machine is doing: run it on a quiet machine.
 """
 
 from __future__ import annotations

@@ -225,7 +225,8 @@ class LocalBackend:
         return Prefilled(logits, cache, mask, torch.tensor([[len(seq)] for seq in seqs], device=self.device),
                          [kept for kept, _ in found])
 
-    def _keep(self, cache: GrowingCache, mask: torch.Tensor, rows: list[tuple[int, list[int], KeptSequence | None]]) -> None:
+    def _keep(self, cache: GrowingCache, mask: torch.Tensor,
+              rows: list[tuple[int, list[int], KeptSequence | None]]) -> None:
         """Keep the cache of each (cache row, tokens, kept sequence it started from): the row's positions
         that hold tokens, in order, in place of the sequence it started from."""
         for k, tokens, source in rows:
@@ -241,8 +242,9 @@ class LocalBackend:
         parents = torch.tensor([max(s.parent, 0) for s in segments], device=self.device)
         groups = length_groups([len(t) for t in tokens], GROUP_COST_TOKENS)
         if len(groups) == 1:  # one pass, on the cache itself: its rows copied once, in segment order
-            in_order = cache.get_seq_length() == 0 or (cache.layers[0].keys.shape[0] == len(segments) and
-                                                       torch.equal(parents, torch.arange(len(segments), device=self.device)))
+            identity = torch.arange(len(segments), device=self.device)
+            in_order = cache.get_seq_length() == 0 or (cache.layers[0].keys.shape[0] == len(segments)
+                                                       and torch.equal(parents, identity))
             if not in_order:
                 cache.reorder_cache(parents)
             return (cache, *self._run(cache, mask[parents], segments, tokens, logits_to_keep))
