@@ -11,7 +11,8 @@ the evaluation runs them, twice: each system alone, then all of them together
 reaction and the critic's judgement), seconds and case-turns per second of both, their ratio, the
 tokens the seeker's model read and generated, how many transcripts came out identical (batching
 changes floating-point sums, so a sampled seeker turn may differ now and then) and the process's peak
-memory. Writes nothing to the run directory. Seconds depend on what else the machine is doing: run it on a quiet machine.
+memory. Writes nothing to the run directory. Seconds depend on what else the machine is doing: run it
+on a quiet machine.
 """
 
 from __future__ import annotations

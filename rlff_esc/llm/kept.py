@@ -46,9 +46,10 @@ class KeptSequences:
 
     def add(self, sequence: KeptSequence, replaces: KeptSequence | None = None) -> None:
         """Keep ``sequence``, newest; drop ``replaces`` (the kept sequence its prompt started from)."""
-        if replaces is not None and self._kept.get(tuple(replaces.tokens)) is replaces:
-            del self._kept[tuple(replaces.tokens)]
-            self._tokens -= len(replaces.tokens)
+        old = tuple(replaces.tokens) if replaces is not None else None
+        if old is not None and self._kept.get(old) is replaces:
+            del self._kept[old]
+            self._tokens -= len(old)
         key = tuple(sequence.tokens)
         if key in self._kept:
             self._kept.move_to_end(key)
