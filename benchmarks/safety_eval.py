@@ -1,16 +1,17 @@
 """Recall and precision of the safety layer on the frozen hold-out, and its false-alarm rate on ESConv
 seeker turns that no part of the layer was trained or tuned on (the *test* split).
 
-Three hold-outs, each frozen by hash in ``<name>.frozen.json`` beside it; this script is their only
+Four hold-outs, each frozen by hash in ``<name>.frozen.json`` beside it; this script is their only
 reader, and it refuses a file whose hash differs. ``safety_holdout.jsonl`` (194 messages) was written
-before the classifier was trained; ``safety_holdout_v2.jsonl`` (240 messages) and
-``safety_holdout_v3.jsonl`` (320 messages) were each written later by someone who had not read the
-detector, its lexicon, its dev set or the earlier hold-outs, and frozen before any detector it
-judges was tuned. Nothing was tuned on any of them: the classifier and its threshold come from the
+before the classifier was trained; ``safety_holdout_v2.jsonl`` (240 messages),
+``safety_holdout_v3.jsonl`` and ``safety_holdout_v4.jsonl`` (320 messages each) were each written later
+by someone who had not read the detector, its lexicon, its dev set or the earlier hold-outs, and frozen
+before any detector it judges was tuned. Nothing was tuned on any of them: the classifier and its threshold come from the
 dev set and ESConv train/valid (rlff_esc/safety/train.py). Once a hold-out's misses have been read it
 is no longer blind; the newest one is the default.
 
-Three rows: the lexicon alone, the classifier alone, and their union (what the layer does). ESConv
+Five rows: the lexicon alone, the fine-tuned classifier alone, their union (what the layer does), and
+for comparison the head over frozen MiniLM vectors alone and with the lexicon. ESConv
 seeker turns are counted as negatives by assumption; ESConv has some real disclosures, so the flagged
 turns are printed for a person to read.
 
@@ -26,12 +27,13 @@ import time
 from pathlib import Path
 
 from rlff_esc.data.splits import sha256_file
+from rlff_esc.safety.classifier import CrisisClassifier
 from rlff_esc.safety.language import is_english
 from rlff_esc.safety.layer import SafetyLayer
 from rlff_esc.safety.train import esconv_seeker_turns, read_labelled
 
 ROOT = Path(__file__).resolve().parents[1]
-HOLDOUT = ROOT / "benchmarks" / "data" / "safety_holdout_v3.jsonl"
+HOLDOUT = ROOT / "benchmarks" / "data" / "safety_holdout_v4.jsonl"
 ESCONV = ROOT.parent / "shared" / "data" / "esconv"
 
 
@@ -74,10 +76,13 @@ def main() -> None:
     scores = layer.classifier.score(texts)
     seconds = time.perf_counter() - start
     classifier = [s is not None and s.crisis >= layer.classifier.threshold for s in scores]
+    frozen_encoder = CrisisClassifier(finetuned=False)
+    probe = [s is not None and s.crisis >= frozen_encoder.threshold for s in frozen_encoder.score(texts)]
     n = len(rows)
     gold = [r.label == "crisis" for r in rows]
     results = {"holdout_sha256": frozen["sha256"], "frozen_on": frozen["frozen_on"],
-               "threshold": layer.classifier.threshold, "holdout": n, "holdout_crisis": sum(gold),
+               "threshold": layer.classifier.threshold, "frozen_encoder_threshold": frozen_encoder.threshold,
+               "holdout": n, "holdout_crisis": sum(gold),
                "esconv_test_turns": len(esconv), "ms_per_message": round(1000 * seconds / len(texts), 2),
                "not_english": {"holdout": sum(not is_english(t) for t in texts[:n]),
                                "esconv_test": sum(not is_english(t) for t in esconv)},
@@ -85,8 +90,9 @@ def main() -> None:
     print(f"hold-out {args.holdout.name}: sha256 {frozen['sha256']} (frozen {frozen['frozen_on']}), "
           f"{n} messages ({sum(gold)} crisis); ESConv test seeker turns: {len(esconv)}; "
           f"threshold {layer.classifier.threshold}")
-    for name, pred in (("lexicon", lexicon), ("classifier", classifier),
-                       ("union", [a or b for a, b in zip(lexicon, classifier)])):
+    for name, pred in (("lexicon", lexicon), ("frozen-encoder classifier", probe),
+                       ("frozen-encoder union", [a or b for a, b in zip(lexicon, probe)]),
+                       ("classifier", classifier), ("union", [a or b for a, b in zip(lexicon, classifier)])):
         kinds = sorted({r.kind for r in rows})
         by_kind = {}
         for kind in kinds:

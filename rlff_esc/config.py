@@ -366,7 +366,8 @@ class SafetySection(Section):
     enabled: bool = Field(True, description="off only for research on raw policy output; chat warns")
     country: str = Field("US", description="crisis resources shown (ISO code, e.g. US, UK, CA, AU, DE); "
                          "unknown codes fall back to a generic message")
-    classifier: bool = Field(True, description="the trained MiniLM classifier; false: lexicon only")
+    classifier: bool = Field(True, description="the fine-tuned MiniLM classifier (`make setup` trains it); "
+                             "false: lexicon only")
     threshold: float | None = Field(None, gt=0, lt=1, description="crisis probability that flags; null: the "
                                     "one chosen on the dev set when the classifier was trained")
     lexicon: bool = Field(True, description="also flag the lexicon's explicit phrases")

@@ -14,8 +14,9 @@ from serve_fixtures import safety_layer  # noqa: F401 (fixture)
 from rlff_esc.config import SafetySection, load_config
 from rlff_esc.data.splits import sha256_file
 from rlff_esc.errors import ConfigError, DataError
-from rlff_esc.safety.classifier import (CATEGORIES, CHUNK_WORDS, DEV_SET, HEAD_FILE, chunks, load_head,
-                                        message_windows)
+from rlff_esc.safety.classifier import (CATEGORIES, CHUNK_WORDS, DEV_SET, HEAD_FILE, CrisisClassifier, chunks,
+                                        load_head, message_windows)
+from rlff_esc.safety.finetune import CrisisModel, FinetuneRecipe, finetune, fingerprint
 from rlff_esc.safety.language import is_english
 from rlff_esc.safety.layer import UNSAFE_REPLY, SafetyFlag, SafetyLayer
 from rlff_esc.safety.lexicon import Lexicon
@@ -31,6 +32,8 @@ def test_dev_set_is_well_formed_and_the_head_was_trained_on_it(tmp_path):
     assert head["trained_on"]["dev_sha256"] == sha256_file(DEV_SET)  # retrain after editing the dev set
     assert 0 < head["threshold"] < 1 and len(head["coef"]) == 5
     assert len(head["coef"][0]) == 384 and HEAD_FILE.stat().st_size < 400_000
+    tuned = head["finetuned"]  # the fine-tuned model is named by what it is trained from
+    assert 0 < tuned["threshold"] < 1 and tuned["fingerprint"] == fingerprint(head, FinetuneRecipe(**tuned["recipe"]))
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "fine", "label": "none", "category": "none"}\n'
                    '{"text": "I want to die", "label": "crisis", "category": "sadness"}\n')
@@ -39,6 +42,26 @@ def test_dev_set_is_well_formed_and_the_head_was_trained_on_it(tmp_path):
     (tmp_path / "head.json").write_text('{"classes": ["none"]}')
     with pytest.raises(ConfigError, match="retrain"):
         load_head(tmp_path / "head.json")
+
+
+def test_finetuning_learns_saves_and_loads(minilm_dir, tmp_path, monkeypatch):
+    """A few steps on a handful of messages move the probe's probabilities toward the labels; the saved
+    model scores exactly as the trained one; a head whose model is not in the cache says how to train it."""
+    texts = ["I have the pills counted out for tonight.", "Nobody will have to put up with me after Friday.",
+             "The exam went badly but I will retake it.", "My sister's wedding is stressing me out."]
+    classes = [1, 1, 0, 0]
+    head = load_head(HEAD_FILE)
+    recipe = FinetuneRecipe(epochs=4, esconv_windows_per_epoch=2, batch_size=4, lr=1e-4, warmup=0.0)
+    before = CrisisModel(str(minilm_dir), head["coef"], head["intercept"]).probabilities(texts)
+    model = finetune(texts, classes, ["I just moved to a new city.", "Work is busy."], head["coef"],
+                     head["intercept"], recipe, progress=False)
+    after = model.probabilities(texts)
+    assert (after[:2, 0] < before[:2, 0]).all() and (after[2:, 0] > before[2:, 0]).all()
+    model.save(tmp_path / "model", {"fingerprint": "x"})
+    assert CrisisModel.load(tmp_path / "model").probabilities(texts) == pytest.approx(after, abs=1e-6)
+    monkeypatch.setenv("RLFF_ESC_CACHE", str(tmp_path / "empty"))
+    with pytest.raises(ConfigError, match="rlff-esc safety finetune"):
+        CrisisClassifier()
 
 
 def test_lexicon_slang_and_denials():

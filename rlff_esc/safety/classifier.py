@@ -1,8 +1,10 @@
-"""The trained crisis classifier: MiniLM sentence embeddings and a small head (classes ``none`` and the
-four crisis categories), trained by ``rlff-esc safety train`` (``train.py``) on the labelled dev set and
-ESConv seeker turns. The head is multinomial logistic regression (5 × 385 numbers), kept as JSON in
-``data/head.json`` with the threshold chosen on the dev set and the hash of the set it was trained on. A message whose texting
-shorthand or typos can be written out is scored on both spellings (``texting.py``).
+"""The trained crisis classifier (classes ``none`` and the four crisis categories): MiniLM fine-tuned with a
+linear head (``finetune.py``; the weights are trained once into the model cache), starting from a head
+fitted on frozen MiniLM sentence embeddings. Both come from ``rlff-esc safety train`` (``train.py``) on the
+labelled dev set and ESConv seeker turns; the frozen-encoder head (multinomial logistic regression, 5 × 385
+numbers), the fine-tuning recipe and each one's threshold chosen on the dev set are kept as JSON in
+``data/head.json`` with the hash of the set they were trained on. A message whose texting shorthand or
+typos can be written out is scored on both spellings (``texting.py``).
 
 MiniLM reads 128 tokens, so a long message is cut into windows of whole sentences of at most
 ``CHUNK_WORDS`` words (a sentence longer than that is cut by words), overlapping by one sentence; the
@@ -14,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -66,40 +69,44 @@ class ChunkScore:
 
 
 class CrisisClassifier:
-    """``score(texts)`` → one :class:`ChunkScore` per message (the highest of its windows);
-    ``flags(texts)`` compares it with the head's threshold. ``encode`` maps texts to normalised
-    MiniLM vectors (default: uncached, so no message is kept)."""
+    """``score(texts)`` → one :class:`ChunkScore` per message (the highest of its windows), to compare
+    with ``threshold``. ``finetuned`` (the default) scores with the fine-tuned model; false, with the
+    head over frozen MiniLM vectors (for comparison). Nothing a person writes is cached."""
 
-    def __init__(self, head_file: str | Path = HEAD_FILE, *, threshold: float | None = None,
-                 encode: Callable[[list[str]], np.ndarray] | None = None):
+    def __init__(self, head_file: str | Path = HEAD_FILE, *, threshold: float | None = None, finetuned: bool = True):
         head = load_head(head_file)
-        self.coef = np.asarray(head["coef"], dtype=np.float32)
-        self.intercept = np.asarray(head["intercept"], dtype=np.float32)
-        self.threshold = head["threshold"] if threshold is None else threshold
-        if encode is None:
-            from rlff_esc.agents.embeddings import encode_uncached
+        if finetuned:
+            from rlff_esc.safety.finetune import load_finetuned
 
-            def encode(texts):
-                return encode_uncached(texts, head["encoder"])
-        self.encode = encode
-
-    def probabilities(self, vectors: np.ndarray) -> np.ndarray:
-        logits = vectors @ self.coef.T + self.intercept
-        logits -= logits.max(axis=1, keepdims=True)
-        p = np.exp(logits)
-        return p / p.sum(axis=1, keepdims=True)
+            self.probabilities: Callable[[list[str]], np.ndarray] = load_finetuned(head).probabilities
+            chosen = head["finetuned"]["threshold"]
+        else:
+            self.probabilities = partial(_probe_probabilities, head)
+            chosen = head["threshold"]
+        self.threshold = chosen if threshold is None else threshold
 
     def score(self, texts: list[str]) -> list[ChunkScore | None]:
         windows = [(i, w) for i, t in enumerate(texts) for w in message_windows(t)]
         out: list[ChunkScore | None] = [None] * len(texts)
         if not windows:
             return out
-        probs = self.probabilities(self.encode([w for _, w in windows]))
+        probs = self.probabilities([w for _, w in windows])
         for (i, window), p in zip(windows, probs):
             crisis = float(1.0 - p[0])
             if out[i] is None or crisis > out[i].crisis:
                 out[i] = ChunkScore(crisis, CLASSES[1 + int(p[1:].argmax())], window)
         return out
+
+
+def _probe_probabilities(head: dict, texts: list[str]) -> np.ndarray:
+    """Class probabilities of the frozen-encoder head."""
+    from rlff_esc.agents.embeddings import encode_uncached
+
+    logits = encode_uncached(texts, head["encoder"]) @ np.asarray(head["coef"], dtype=np.float32).T
+    logits += np.asarray(head["intercept"], dtype=np.float32)
+    logits -= logits.max(axis=1, keepdims=True)
+    p = np.exp(logits)
+    return p / p.sum(axis=1, keepdims=True)
 
 
 def load_head(path: str | Path) -> dict:
