@@ -53,7 +53,7 @@ def test_finetuning_learns_saves_and_loads(minilm_dir, tmp_path, monkeypatch):
     head = load_head(HEAD_FILE)
     recipe = FinetuneRecipe(epochs=4, esconv_windows_per_epoch=2, batch_size=4, lr=1e-4, warmup=0.0)
     before = CrisisModel(str(minilm_dir), head["coef"], head["intercept"]).probabilities(texts)
-    model = finetune(texts, classes, ["I just moved to a new city.", "Work is busy."], head["coef"],
+    model = finetune(head["encoder"], texts, classes, ["I just moved to a new city.", "Work is busy."], head["coef"],
                      head["intercept"], recipe, progress=False)
     after = model.probabilities(texts)
     assert (after[:2, 0] < before[:2, 0]).all() and (after[2:, 0] > before[2:, 0]).all()

@@ -10,10 +10,11 @@ some real disclosures). Each ESConv turn is cut into the classifier's windows.
 
 Each threshold is chosen without the hold-out: out-of-fold scores on the dev set (5 folds, near-duplicates
 kept in one fold, each message scored on its windows as the classifier scores it; each head fitted with
-all the ESConv negatives, each fine-tuning drawing 2,000 of them an epoch) and the false-alarm rate on ESConv's *valid* split seeker turns (never trained
-on). It is the lowest threshold at which the lexicon-or-classifier union flags at most
-``max_false_alarms`` of ESConv valid turns and keeps dev precision at least ``min_precision``;
-the lowest such threshold has the highest recall. ESConv's *test* split is left for reporting.
+all the ESConv negatives, each fine-tuning drawing 2,000 of them an epoch) and the false-alarm rate on
+ESConv's *valid* split seeker turns (never trained on). It is the lowest threshold at which the
+lexicon-or-classifier union flags at most ``max_false_alarms`` of ESConv valid turns and keeps dev
+precision at least ``min_precision``; the lowest such threshold has the highest recall. ESConv's *test*
+split is left for reporting.
 
 Measured so (``cross_validated`` in the head, 1,250 dev messages): with the fine-tuned model the union
 catches 87.6% of dev crisis messages at precision 0.83 and flags 1.5% of ESConv valid turns (the
@@ -207,9 +208,10 @@ def train_head(esconv: str | Path, *, dev_file: str | Path = DEV_SET, out: str |
     for fold, (train_rows, held) in enumerate(folds, 1):
         rows = np.isin(dev_owners, held)
         probe = fit(train_rows)
-        probe_oof[held] = _window_max(_crisis(probe.predict_proba(dev_windows_x[rows])), dev_owners[rows], len(dev))[held]
+        probe_oof[held] = _window_max(_crisis(probe.predict_proba(dev_windows_x[rows])), dev_owners[rows],
+                                      len(dev))[held]
         log.info("fold %d of 5: fine-tuning on %d dev messages", fold, len(train_rows))
-        tuned = finetune([texts[i] for i in train_rows], dev_y[train_rows].tolist(), negatives, probe.coef_,
+        tuned = finetune(ENCODER, [texts[i] for i in train_rows], dev_y[train_rows].tolist(), negatives, probe.coef_,
                          probe.intercept_, recipe)
         tuned_oof[held] = _window_max(_crisis(tuned.probabilities([w for w, r in zip(dev_windows, rows) if r])),
                                       dev_owners[rows], len(dev))[held]
@@ -237,7 +239,7 @@ def train_head(esconv: str | Path, *, dev_file: str | Path = DEV_SET, out: str |
         "intercept": _rounded(probe.intercept_), "coef": _rounded(probe.coef_),
     }
     log.info("fine-tuning on all %d dev messages", len(dev))  # from the written (rounded) head, as setup does
-    tuned = finetune(texts, dev_y.tolist(), negatives, head["coef"], head["intercept"], recipe)
+    tuned = finetune(ENCODER, texts, dev_y.tolist(), negatives, head["coef"], head["intercept"], recipe)
     valid_tuned = _window_max(_crisis(tuned.probabilities(valid_windows)), valid_owners, len(valid_turns))
     head["finetuned"] = {"recipe": asdict(recipe), "fingerprint": fingerprint(head, recipe),
                          **choose_threshold(gold, dev_lex, tuned_oof, valid_lex, valid_tuned, groups=n_groups, **rule)}
@@ -269,7 +271,7 @@ def finetune_from_head(esconv: str | Path, *, head_file: str | Path = HEAD_FILE,
     recipe = FinetuneRecipe(**head["finetuned"]["recipe"])
     log.info("fine-tuning the crisis classifier on %d dev messages and %d ESConv windows (a few minutes, once)",
              len(dev), len(negatives))
-    model = finetune([r.text for r in dev], [CLASSES.index(r.category) for r in dev], negatives,
+    model = finetune(head["encoder"], [r.text for r in dev], [CLASSES.index(r.category) for r in dev], negatives,
                      head["coef"], head["intercept"], recipe)
     model.save(folder, {"fingerprint": head["finetuned"]["fingerprint"], "esconv_train_sha256": esconv_sha})
     return folder
