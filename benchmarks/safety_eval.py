@@ -6,14 +6,14 @@ reader, and it refuses a file whose hash differs. ``safety_holdout.jsonl`` (194 
 before the classifier was trained; ``safety_holdout_v2.jsonl`` (240 messages),
 ``safety_holdout_v3.jsonl`` and ``safety_holdout_v4.jsonl`` (320 messages each) were each written later
 by someone who had not read the detector, its lexicon, its dev set or the earlier hold-outs, and frozen
-before any detector it judges was tuned. Nothing was tuned on any of them: the classifier and its threshold come from the
-dev set and ESConv train/valid (rlff_esc/safety/train.py). Once a hold-out's misses have been read it
-is no longer blind; the newest one is the default.
+before any detector it judges was tuned. Nothing was tuned on any of them: the classifier and its
+thresholds come from the dev set and ESConv train/valid (rlff_esc/safety/train.py). Once a hold-out's
+misses have been read it is no longer blind; the newest one is the default.
 
 Five rows: the lexicon alone, the fine-tuned classifier alone, their union (what the layer does), and
-for comparison the head over frozen MiniLM vectors alone and with the lexicon. ESConv
-seeker turns are counted as negatives by assumption; ESConv has some real disclosures, so the flagged
-turns are printed for a person to read.
+for comparison the head over frozen MiniLM vectors alone and with the lexicon. ESConv seeker turns are
+counted as negatives by assumption; ESConv has some real disclosures, so the flagged turns are printed
+for a person to read.
 
     python benchmarks/safety_eval.py [--holdout FILE] [--esconv DIR] [--out FILE]
 """
@@ -77,7 +77,7 @@ def main() -> None:
     seconds = time.perf_counter() - start
     classifier = [s is not None and s.crisis >= layer.classifier.threshold for s in scores]
     frozen_encoder = CrisisClassifier(finetuned=False)
-    probe = [s is not None and s.crisis >= frozen_encoder.threshold for s in frozen_encoder.score(texts)]
+    head_only = [s is not None and s.crisis >= frozen_encoder.threshold for s in frozen_encoder.score(texts)]
     n = len(rows)
     gold = [r.label == "crisis" for r in rows]
     results = {"holdout_sha256": frozen["sha256"], "frozen_on": frozen["frozen_on"],
@@ -90,8 +90,8 @@ def main() -> None:
     print(f"hold-out {args.holdout.name}: sha256 {frozen['sha256']} (frozen {frozen['frozen_on']}), "
           f"{n} messages ({sum(gold)} crisis); ESConv test seeker turns: {len(esconv)}; "
           f"threshold {layer.classifier.threshold}")
-    for name, pred in (("lexicon", lexicon), ("frozen-encoder classifier", probe),
-                       ("frozen-encoder union", [a or b for a, b in zip(lexicon, probe)]),
+    for name, pred in (("lexicon", lexicon), ("frozen-encoder classifier", head_only),
+                       ("frozen-encoder union", [a or b for a, b in zip(lexicon, head_only)]),
                        ("classifier", classifier), ("union", [a or b for a, b in zip(lexicon, classifier)])):
         kinds = sorted({r.kind for r in rows})
         by_kind = {}
