@@ -244,7 +244,7 @@ def train_head(esconv: str | Path, *, dev_file: str | Path = DEV_SET, out: str |
     head["finetuned"] = {"recipe": asdict(recipe), "fingerprint": fingerprint(head, recipe),
                          **choose_threshold(gold, dev_lex, tuned_oof, valid_lex, valid_tuned, groups=n_groups, **rule)}
     Path(out).write_text(json.dumps(head) + "\n")
-    tuned.save(model_folder(head), {"fingerprint": head["finetuned"]["fingerprint"], "esconv_train_sha256": esconv_sha})
+    tuned.save(model_folder(head), _model_meta(head, esconv_sha))
     return head
 
 
@@ -273,8 +273,13 @@ def finetune_from_head(esconv: str | Path, *, head_file: str | Path = HEAD_FILE,
              len(dev), len(negatives))
     model = finetune(head["encoder"], [r.text for r in dev], [CLASSES.index(r.category) for r in dev], negatives,
                      head["coef"], head["intercept"], recipe)
-    model.save(folder, {"fingerprint": head["finetuned"]["fingerprint"], "esconv_train_sha256": esconv_sha})
+    model.save(folder, _model_meta(head, esconv_sha))
     return folder
+
+
+def _model_meta(head: dict, esconv_sha256: str) -> dict:
+    """What is written beside a fine-tuned model: its fingerprint and the ESConv train split it saw."""
+    return {"fingerprint": head["finetuned"]["fingerprint"], "esconv_train_sha256": esconv_sha256}
 
 
 def _rounded(a) -> list:
