@@ -61,6 +61,12 @@ def message_windows(text: str, max_words: int = CHUNK_WORDS) -> list[str]:
     return list(dict.fromkeys(w for t in texts for w in chunks(t, max_words)))
 
 
+def window_texts(texts: list[str]) -> tuple[list[str], np.ndarray]:
+    """Every message's windows (:func:`message_windows`) and which message each is of."""
+    pairs = [(i, w) for i, t in enumerate(texts) for w in message_windows(t)]
+    return [w for _, w in pairs], np.array([i for i, _ in pairs], dtype=int)
+
+
 @dataclass
 class ChunkScore:
     crisis: float  # 1 - P(none): the probability of any crisis category
@@ -86,12 +92,12 @@ class CrisisClassifier:
         self.threshold = chosen if threshold is None else threshold
 
     def score(self, texts: list[str]) -> list[ChunkScore | None]:
-        windows = [(i, w) for i, t in enumerate(texts) for w in message_windows(t)]
+        windows, owners = window_texts(texts)
         out: list[ChunkScore | None] = [None] * len(texts)
         if not windows:
             return out
-        probs = self.probabilities([w for _, w in windows])
-        for (i, window), p in zip(windows, probs):
+        probs = self.probabilities(windows)
+        for i, window, p in zip(owners.tolist(), windows, probs):
             crisis = float(1.0 - p[0])
             if out[i] is None or crisis > out[i].crisis:
                 out[i] = ChunkScore(crisis, CLASSES[1 + int(p[1:].argmax())], window)

@@ -47,7 +47,7 @@ from rlff_esc.data.esconv import read_processed
 from rlff_esc.data.splits import sha256_file
 from rlff_esc.errors import DataError
 from rlff_esc.jsonl import read_jsonl
-from rlff_esc.safety.classifier import CLASSES, DEV_SET, ENCODER, HEAD_FILE, load_head, message_windows
+from rlff_esc.safety.classifier import CLASSES, DEV_SET, ENCODER, HEAD_FILE, load_head, window_texts
 from rlff_esc.safety.finetune import FinetuneRecipe, finetune, fingerprint, model_folder
 from rlff_esc.safety.lexicon import Lexicon
 
@@ -123,12 +123,6 @@ def _window_max(crisis: np.ndarray, owners: np.ndarray, n: int) -> np.ndarray:
     best = np.zeros(n)
     np.maximum.at(best, owners, crisis)
     return best
-
-
-def window_texts(texts: list[str]) -> tuple[list[str], np.ndarray]:
-    """Every message's windows, as the classifier scores it, and which message each is of."""
-    pairs = [(i, w) for i, t in enumerate(texts) for w in message_windows(t)]
-    return [w for _, w in pairs], np.array([i for i, _ in pairs], dtype=int)
 
 
 def esconv_negatives(esconv: str | Path, lexicon: Lexicon, limit: int = 20000, seed: int = 13) -> list[str]:
