@@ -38,16 +38,24 @@ from rlff_esc.data.prepare import read_contexts
 from rlff_esc.simulate.run import build_engine, make_items, policy_spec
 
 
-def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
-    """Best FLOP/s of an n×n matmul in ``dtype`` on this machine, now."""
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+def matmul_peak(dtype: torch.dtype, device: torch.device, n: int = 2048, repeats: int = 5) -> float:
+    """Best FLOP/s of an n×n matmul in ``dtype`` on ``device``, now (a GPU gets a larger matrix to fill it)."""
+    n = 8192 if device.type == "cuda" else n
+    a, b = (torch.randn(n, n, dtype=dtype, device=device) for _ in range(2))
     torch.matmul(a, b)  # warm-up
     best = 0.0
     for _ in range(repeats):
+        _synchronize(device)
         start = time.perf_counter()
         torch.matmul(a, b)
+        _synchronize(device)
         best = max(best, 2 * n**3 / (time.perf_counter() - start))
     return best
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def model_flops(model, computed_tokens: int, logit_positions: int) -> float:
@@ -73,6 +81,8 @@ def timed(engine, runs) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", default="configs/demo.yaml", help="its run_dir must hold contexts.jsonl")
+    parser.add_argument("--model", default="embedded:smollm2-135m-instruct", help="every agent's model")
+    parser.add_argument("--set", action="append", default=[], help="config override, e.g. run_dir=runs/x")
     parser.add_argument("--contexts", type=int, default=8)
     parser.add_argument("--candidates", type=int, default=4)
     parser.add_argument("--futures", type=int, default=1, help="futures per candidate (the config's is not used)")
@@ -88,7 +98,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
-    role_model = {"model": "embedded:smollm2-135m-instruct", "batch_size": args.batch_size, "dtype": args.dtype}
+    role_model = {"model": args.model, "batch_size": args.batch_size, "dtype": args.dtype}
     overrides = [f"models.{role}={json.dumps(role_model)}" for role in ("policy", "seeker", "supporter", "critic")]
     overrides += [f"simulate.candidates={args.candidates}", f"simulate.futures={args.futures}",
                   f"simulate.horizon={args.horizon}",
@@ -98,7 +108,7 @@ def main() -> None:
                   f"policy.max_history_turns={args.max_history_turns}",
                   "simulate.critic.kind=llm", f"simulate.critic.scoring={args.critic}",
                   f"simulate.critic.max_history_turns={args.max_history_turns}", "simulate.policy_path=null"]
-    config = load_config(args.config, overrides)
+    config = load_config(args.config, [*args.set, *overrides])
     contexts = read_contexts(config.run_path / "contexts.jsonl", config.simulate.contexts_split)[: args.contexts]
     items = make_items(config, contexts)
     spec = policy_spec(config)
@@ -106,7 +116,7 @@ def main() -> None:
     engine = build_engine(config, spec)
     backend = engine.policy.backend  # every role shares this one loaded model
     model = backend.model
-    peak_before = matmul_peak(model.dtype)
+    peak_before = matmul_peak(model.dtype, model.device)
     runs = {}
     for name, share, batches in (("sequential_unshared", False, [[it] for it in items]),
                                  ("sequential", True, [[it] for it in items]),
@@ -114,7 +124,7 @@ def main() -> None:
         backend.share_prefixes = share
         runs[name] = timed(build_engine(config, spec), batches)
         print(f"{name}: {len(items)} trajectories in {runs[name]['seconds']:.1f} s", flush=True)
-    peak = max(peak_before, matmul_peak(model.dtype))
+    peak = max(peak_before, matmul_peak(model.dtype, model.device))
 
     records = {name: run.pop("records") for name, run in runs.items()}
     report = {"trajectories": len(items), "params": sum(p.numel() for p in model.parameters()),

@@ -16,6 +16,7 @@ from rlff_esc.commands import safety as safety_command
 from rlff_esc.commands import serve as serve_command
 from rlff_esc.commands import simulate as simulate_command
 from rlff_esc.errors import RlffError
+from rlff_esc import requirements
 
 app = typer.Typer(help="RLFF-ESC: emotional-support policies trained with future-oriented rewards.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -38,6 +39,7 @@ def main() -> None:
     for noisy in ("httpx", "urllib3", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
+        requirements.check()
         app()
     except RlffError as e:
         typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)

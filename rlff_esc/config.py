@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from rlff_esc.errors import ConfigError
 
-RUN_PLACEHOLDER = "{run}"  # stands for the run directory in models.<role>.model
+RUN_PLACEHOLDER = "{run}"  # stands for the run directory in models.<role>.model and simulate.policy_path
 
 
 class Section(BaseModel):
@@ -113,7 +113,7 @@ class SimulateSection(Section):
     max_contexts: int | None = Field(None, ge=1, description="simulate at most N contexts of the split "
                                      "(spread evenly over it); null: all")
     policy_path: str | None = Field(None, description="policy folder proposing the candidates (e.g. "
-                                    "<run_dir>/policy_sft); used when it exists, else models.policy")
+                                    "'{run}/policy_sft', the warm-up of this run); used when it exists, else models.policy")
     candidates: int = Field(4, ge=1, description="K candidate replies per context")
     futures: int = Field(1, ge=1, description="futures simulated after each candidate (other seeds); the "
                          "reward model learns their mean reward, as one future's is mostly sampling noise")
@@ -515,4 +515,6 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     for role in Models.model_fields:  # a model trained into the run directory: "{run}/seeker"
         spec = getattr(config.models, role)
         spec.model = spec.model.replace(RUN_PLACEHOLDER, str(config.run_path))
+    if config.simulate.policy_path:
+        config.simulate.policy_path = config.simulate.policy_path.replace(RUN_PLACEHOLDER, str(config.run_path))
     return config

@@ -1,7 +1,11 @@
+from pathlib import Path
+
 import pytest
 
 from rlff_esc.config import load_config
-from rlff_esc.errors import ConfigError
+from rlff_esc.errors import ConfigError, RlffError
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 def test_errors_name_the_full_path(tmp_path):
@@ -74,3 +78,23 @@ def test_reward_weights_keep_the_yaml_keys_and_default_the_rest(tmp_path):
     weights = load_config(path).policy.grpo.reward_weights
     assert (weights.reward_model, weights.format, weights.repetition) == (1.0, 2.0, 0.25)
     assert load_config(path).policy.grpo.global_batch == 6
+
+
+def test_dependency_out_of_its_declared_range_is_named_before_any_command(monkeypatch):
+    from importlib import metadata
+
+    from rlff_esc import requirements
+
+    real = metadata.version
+    monkeypatch.setattr(metadata, "version", lambda name: "5.17.0" if name == "transformers" else real(name))
+    assert requirements.unmet() == [("transformers", "5.17.0", "<6,>=5.23")]
+    with pytest.raises(RlffError, match=r"transformers 5\.17\.0 is installed, rlff-esc needs transformers<6,>=5\.23\. "
+                                        r"Install the declared versions: pip install 'transformers<6,>=5\.23'"):
+        requirements.check()
+    monkeypatch.setattr(metadata, "version", real)
+    assert requirements.unmet() == []
+
+
+def test_run_placeholder_follows_the_run_directory(tmp_path):
+    config = load_config(CONFIGS / "demo.yaml", [f"run_dir={tmp_path / 'elsewhere'}"])
+    assert config.simulate.policy_path == str(tmp_path / "elsewhere" / "policy_sft")
