@@ -3,13 +3,12 @@ seeker turns that no part of the layer was trained or tuned on (the *test* split
 
 Five hold-outs, each frozen by hash in ``<name>.frozen.json`` beside it; this script is their only
 reader, and it refuses a file whose hash differs. ``safety_holdout.jsonl`` (194 messages) was written
-before the classifier was trained; ``safety_holdout_v2.jsonl`` (240 messages),
-``safety_holdout_v3.jsonl``, ``safety_holdout_v4.jsonl`` and ``safety_holdout_v5.jsonl`` (320 messages
-each) were each written later
-by someone who had not read the detector, its lexicon, its dev set or the earlier hold-outs, and frozen
-before any detector it judges was tuned. Nothing was tuned on any of them: the classifier and its
-thresholds come from the dev set and ESConv train/valid (rlff_esc/safety/train.py). Once a hold-out's
-misses have been read it is no longer blind; the newest one is the default.
+before the classifier was trained; ``safety_holdout_v2.jsonl`` (240 messages) and ``_v3``, ``_v4`` and
+``_v5`` (320 messages each) were each written later by someone who had not read the detector, its
+lexicon, its dev set or the earlier hold-outs, and frozen before any detector it judges was tuned.
+Nothing was tuned on any of them: the classifier and its thresholds come from the dev set and ESConv
+train/valid (rlff_esc/safety/train.py). Once a hold-out's misses have been read it is no longer blind;
+the newest one is the default.
 
 Five rows: the lexicon alone, the fine-tuned classifier alone, their union (what the layer does), and
 for comparison the head over frozen MiniLM vectors alone and with the lexicon. ESConv seeker turns are
