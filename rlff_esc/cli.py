@@ -8,6 +8,7 @@ import sys
 
 import typer
 
+from rlff_esc import requirements
 from rlff_esc.commands import agents, data, models, run
 from rlff_esc.commands import evaluate as evaluate_command
 from rlff_esc.commands import policy as policy_command
@@ -16,7 +17,6 @@ from rlff_esc.commands import safety as safety_command
 from rlff_esc.commands import serve as serve_command
 from rlff_esc.commands import simulate as simulate_command
 from rlff_esc.errors import RlffError
-from rlff_esc import requirements
 
 app = typer.Typer(help="RLFF-ESC: emotional-support policies trained with future-oriented rewards.",
                   no_args_is_help=True, pretty_exceptions_enable=False)

@@ -113,7 +113,8 @@ class SimulateSection(Section):
     max_contexts: int | None = Field(None, ge=1, description="simulate at most N contexts of the split "
                                      "(spread evenly over it); null: all")
     policy_path: str | None = Field(None, description="policy folder proposing the candidates (e.g. "
-                                    "'{run}/policy_sft', the warm-up of this run); used when it exists, else models.policy")
+                                    "'{run}/policy_sft', this run's warm-up); used when it exists, "
+                                    "else models.policy")
     candidates: int = Field(4, ge=1, description="K candidate replies per context")
     futures: int = Field(1, ge=1, description="futures simulated after each candidate (other seeds); the "
                          "reward model learns their mean reward, as one future's is mostly sampling noise")
