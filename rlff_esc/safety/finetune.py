@@ -5,13 +5,13 @@ places veiled wording ("I've written the letters", "won't be a problem much long
 sadness; letting it move is what lifts recall.
 
 Measured on the dev set (5 grouped folds, each fold's probe and fine-tuning on its training rows only;
-``train.py``): with the lexicon it catches 0.88 of dev crisis messages at precision 0.83, flagging 1.5%
-of ESConv valid seeker turns, where the frozen encoder's head caught 0.76 at precision 0.80.
+``train.py``, 1,760 messages): with the lexicon it catches 0.89 of dev crisis messages at precision 0.84,
+flagging 1.5% of ESConv valid seeker turns, where the frozen encoder's head caught 0.72 at precision 0.80.
 
 The weights are not shipped: ``rlff-esc safety finetune`` (run by ``make setup``) trains them from the
 packaged head, its recipe (``head.json``'s ``finetuned``), the dev set and ESConv train seeker turns into
-the model cache (193 s and 2.4 GB on two AVX2 cores, bit for bit the model measured); the folder's name
-is the fingerprint of those inputs, so a changed head or recipe trains a new model. Word embeddings (half
+the model cache (about 4 minutes and 2.4 GB on two AVX2 cores, bit for bit the model measured); the
+folder's name is the fingerprint of those inputs, so a changed head or recipe trains a new model. Word embeddings (half
 the parameters) stay frozen; batches hold messages of similar length, which halves the time against
 random batches (373 → 185 s for one fold's model).
 """
@@ -154,8 +154,8 @@ def finetune(encoder: str, texts: list[str], classes: list[int], esconv_windows:
     optimizer = torch.optim.AdamW([{"params": encoder_params, "lr": recipe.lr},
                                    {"params": model.head.parameters(), "lr": recipe.head_lr}],
                                   weight_decay=recipe.weight_decay)
-    per_epoch = math.ceil((len(texts) + min(recipe.esconv_windows_per_epoch, len(esconv_windows)))
-                          / recipe.batch_size)
+    drawn = min(recipe.esconv_windows_per_epoch, len(esconv_windows))
+    per_epoch = math.ceil((len(texts) + drawn) / recipe.batch_size)
     total = recipe.epochs * per_epoch
     warmup = max(1, int(recipe.warmup * total))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -164,8 +164,7 @@ def finetune(encoder: str, texts: list[str], classes: list[int], esconv_windows:
     bar = tqdm(total=total, desc="fine-tuning the crisis classifier", disable=not progress)
     for _ in range(recipe.epochs):
         items = [(t, c, recipe.crisis_weight if c else 1.0) for t, c in zip(texts, classes)]
-        items += [(w, 0, 1.0) for w in rng.sample(esconv_windows, min(recipe.esconv_windows_per_epoch,
-                                                                      len(esconv_windows)))]
+        items += [(w, 0, 1.0) for w in rng.sample(esconv_windows, drawn)]
         for batch in _length_batches(items, recipe.batch_size, rng):
             logits = model.logits([t for t, _, _ in batch])
             target = torch.tensor([c for _, c, _ in batch])
