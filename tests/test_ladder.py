@@ -8,7 +8,11 @@ import json
 import pytest
 import yaml
 
+from rlff_esc.agents.base import Dialogue
+from rlff_esc.agents.reaction import NEGATIVE_REACTIONS, POSITIVE_REACTIONS, reaction_scores
+from rlff_esc.agents.seeker import seeker_prompt
 from rlff_esc.config import load_config
+from rlff_esc.data.schema import Profile, Turn
 from rlff_esc.data.prepare import read_cases
 from rlff_esc.ladder_replies import DISMISSIVE_REPLIES, GENERIC_REPLIES
 from rlff_esc.simulate import ladder
@@ -47,6 +51,29 @@ def test_one_context_per_dialogue_and_random_replies_come_from_another_dialogue(
         assert replies[(c.id, "generic")] in GENERIC_REPLIES
 
 
+def test_reaction_score_is_mean_positive_minus_mean_negative_likelihood_on_the_seekers_prompt():
+    profile = Profile(emotion_type="sadness", problem_type="job crisis", situation="I lost my job.")
+    history = [Turn(speaker="seeker", text="I lost my job today."), Turn(speaker="supporter", text="What happened?"),
+               Turn(speaker="seeker", text="They closed the office.")]
+    kind = Dialogue(profile, history + [Turn(speaker="supporter", text="That sounds like a real shock.")])
+    rude = Dialogue(profile, history + [Turn(speaker="supporter", text="Just get over it.")])
+    asked = []
+
+    class Backend:
+        name, stats = "fake", {}
+
+        def loglikelihood(self, requests):  # positive reactions -1, -2, -3 (mean -2), negative -6; reversed when brushed off
+            asked.extend(requests)
+            off = [messages[-1]["content"] == "Just get over it." for messages, _ in requests]
+            return [-(1.0 + POSITIVE_REACTIONS.index(r)) - 4 * o if r in POSITIVE_REACTIONS else -6.0 + 4 * o
+                    for (_, r), o in zip(requests, off)]
+
+    scores = reaction_scores(Backend(), [kind, rude], max_history_turns=2, persona="resistant")
+    assert scores == pytest.approx([4.0, -4.0])
+    reactions = POSITIVE_REACTIONS + NEGATIVE_REACTIONS
+    assert asked == [(seeker_prompt(d, 2, "resistant"), r) for d in (kind, rude) for r in reactions]
+
+
 @pytest.mark.slow
 def test_ladder_runs_through_the_engine_and_resumes(tmp_path, tiny_lm_dir, monkeypatch):
     run = write_run(tmp_path / "run")
@@ -67,6 +94,7 @@ def test_ladder_runs_through_the_engine_and_resumes(tmp_path, tiny_lm_dir, monke
     assert all(len(r["future"]) == 3 for r in records)  # seeker, supporter, seeker
     assert report["chain"]["n"] == 2 and set(report["chain"]["mean"]) == set(KINDS)
     assert report["reward_model"] is None  # no reward model trained in this run
+    assert report["reaction"]["n"] == 2 and set(report["reaction"]["pairwise"]) == set(report["chain"]["pairwise"])
     assert json.loads((run / "ladder" / "ladder.json").read_text())["chain"] == report["chain"]
 
     def no_models(*args, **kwargs):
@@ -75,4 +103,5 @@ def test_ladder_runs_through_the_engine_and_resumes(tmp_path, tiny_lm_dir, monke
     monkeypatch.setattr("rlff_esc.simulate.run.build_engine", no_models)
     again = run_ladder(config, n=2)
     assert again["chain"] == report["chain"]
-    assert "|" in ladder.format_ladder(again)
+    assert again["reaction"] == report["reaction"]  # deterministic: likelihoods, not samples
+    assert "| seeker reaction |" in ladder.format_ladder(again)

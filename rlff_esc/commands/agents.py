@@ -93,13 +93,17 @@ def ladder_cmd(config: ConfigOption = DEFAULT_CONFIG, set_: SetOption = None,
                                               help="candidate kinds to play forward"),
                reward_model: bool = typer.Option(True, "--reward-model/--no-reward-model",
                                                  help="also score the replies with the trained reward model"),
+               reaction: bool = typer.Option(True, "--reaction/--no-reaction",
+                                             help="also score the replies by the seeker model's likelihood of "
+                                                  "fixed reactions (no sampling)"),
                force: bool = typer.Option(False, "--force", help="simulate again instead of resuming")):
     """Known-quality replies (gold, another dialogue's gold, generic, dismissive) played forward by the
     configured seeker, supporter and critic: does the reward rank them in that order?"""
     from rlff_esc.simulate.ladder import format_ladder, run_ladder
 
     cfg = load(config, set_)
-    report = run_ladder(cfg, n=n, kinds=tuple(kind), reward_model=reward_model, force=force)
+    report = run_ladder(cfg, n=n, kinds=tuple(kind), reward_model=reward_model, reaction=reaction,
+                        force=force)
     typer.echo(format_ladder(report))
     typer.echo(f"\nwritten to {cfg.paths.ladder / 'ladder.json'}")
 

@@ -12,7 +12,9 @@ Each is played forward by the simulation engine with the configured seeker, supp
 and futures (only the candidate is fixed), and gets the reward the reward model would learn
 (``simulate.reward``, the mean over its futures). Per context, a pair of kinds is ranked right when
 the better kind's reward is higher (a tie counts half); pairwise accuracy is the mean over contexts,
-with a bootstrap interval over contexts. A trained reward model can score the same replies.
+with a bootstrap interval over contexts. A trained reward model can score the same replies, and so can
+the seeker model's likelihood of fixed reactions (:mod:`rlff_esc.agents.reaction`), which needs no
+sampling.
 
 The trajectories go to ``<run>/ladder/trajectories.jsonl`` through the simulation store, so an
 interrupted ladder resumes, and the figures to ``<run>/ladder/ladder.json``.
@@ -102,7 +104,7 @@ def _settings(config: Config, kinds: tuple[str, ...]) -> str:
 
 
 def run_ladder(config: Config, n: int = 48, kinds: tuple[str, ...] = KINDS, reward_model: bool = True,
-               force: bool = False) -> dict:
+               reaction: bool = True, force: bool = False) -> dict:
     """Play the ladder forward (resuming ``<run>/ladder/trajectories.jsonl``) and write ``ladder.json``."""
     from rlff_esc.simulate.run import build_engine, context_batches
 
@@ -157,6 +159,8 @@ def run_ladder(config: Config, n: int = 48, kinds: tuple[str, ...] = KINDS, rewa
                                                    for k in kinds}} for i, c in enumerate(contexts[:3])]}
     if reward_model:
         report["reward_model"] = _reward_model_figures(config, contexts, replies, kinds, samples)
+    if reaction:
+        report["reaction"] = _reaction_figures(config, contexts, replies, kinds, samples)
     report["seconds"] = round(time.perf_counter() - start, 1)
     write_json(out_dir / "ladder.json", report)
     return report
@@ -175,6 +179,22 @@ def _reward_model_figures(config: Config, contexts, replies, kinds, samples: int
     return {**ladder_figures(scores, samples=samples, seed=config.seed), "path": str(config.paths.scorer)}
 
 
+def _reaction_figures(config: Config, contexts, replies, kinds, samples: int) -> dict:
+    """The seeker model's reaction scores of the same replies, prompted as the simulation's seeker."""
+    from rlff_esc.agents.base import Dialogue
+    from rlff_esc.agents.reaction import reaction_scores
+    from rlff_esc.data.schema import Turn
+    from rlff_esc.llm.registry import build_backend
+
+    sim = config.simulate
+    backend = build_backend(config.models.seeker)
+    dialogues = [Dialogue(c.profile, list(c.history) + [Turn(speaker="supporter", text=replies[(c.id, k)])])
+                 for k in kinds for c in contexts]
+    flat = reaction_scores(backend, dialogues, max_history_turns=sim.max_history_turns, persona=sim.seeker_persona)
+    scores = {k: flat[i * len(contexts):(i + 1) * len(contexts)] for i, k in enumerate(kinds)}
+    return ladder_figures(scores, samples=samples, seed=config.seed)
+
+
 def format_ladder(report: dict) -> str:
     """Markdown tables of a ladder report: mean reward per kind, then pairwise accuracy."""
     def cell(x: dict | None, digits: int = 3) -> str:
@@ -186,8 +206,9 @@ def format_ladder(report: dict) -> str:
     lines = [f"Reward-chain ladder on {report['chain']['n']} held-out contexts: seeker {s['seeker']} "
              f"({s['seeker_persona']}), critic {s['critic']}, horizon {s['horizon']}, {s['futures']} future(s), "
              f"reward `{s['reward']}`.", ""]
-    scorers = [("chain", report["chain"])] + ([("reward model", report["reward_model"])]
-                                               if report.get("reward_model") else [])
+    scorers = [("chain", report["chain"])] + [(name, report[key]) for key, name in
+                                              (("reward_model", "reward model"), ("reaction", "seeker reaction"))
+                                              if report.get(key)]
     lines += ["| scorer | " + " | ".join(report["chain"]["mean"]) + " |",
               "|---|" + "---|" * len(report["chain"]["mean"])]
     lines += [f"| {name} | " + " | ".join(cell(f["mean"][k]) for k in f["mean"]) + " |" for name, f in scorers]
