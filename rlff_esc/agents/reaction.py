@@ -6,7 +6,8 @@ carries the sampling noise of the seeker model. This asks the same model, prompt
 agent, how likely it would answer with fixed reactions: feeling helped and understood, against feeling
 unheard. The score is the mean log-likelihood of the positive reactions minus that of the negative ones
 (nats; only differences between replies to the same context mean anything). It is deterministic and
-costs one forward pass over each prompt (the reactions share it), no generation.
+needs no generation: the six reactions share their prompt's forward pass (the ladder's 192 replies took
+18 minutes on two AVX2 cores beside another job; not yet timed quiet).
 
 On the reward-chain ladder's 48 contexts with SmolLM2-135M it ranks ESConv's gold reply above a
 brush-off far more often than the sampled chain does, but no more often above another dialogue's gold
