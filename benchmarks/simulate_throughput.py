@@ -7,7 +7,9 @@ Same contexts, seeds and embedded model for all, in one process:
   whole (``share_prefixes: false``): the loop as PPDPP runs it;
 * sequential: the same loop on the backend as configured, which computes a beginning shared inside
   one call once (the critic's four options share their conversation);
-* batched: all trajectories advance together through :class:`rlff_esc.simulate.engine.Engine`.
+* batched: all trajectories advance together through :class:`rlff_esc.simulate.engine.Engine`;
+* batched_host_sampling (a model on a GPU only): the same, drawing each row's next token on the host
+  one row at a time, as on a CPU, instead of all rows at once on the device.
 
 Reported: trajectories per minute; tokens per second processed (prompt + generated, loglikelihood
 passes included: the tokens the agents asked for, the same for both loops); the tokens the model
@@ -118,10 +120,14 @@ def main() -> None:
     model = backend.model
     peak_before = matmul_peak(model.dtype, model.device)
     runs = {}
-    for name, share, batches in (("sequential_unshared", False, [[it] for it in items]),
-                                 ("sequential", True, [[it] for it in items]),
-                                 ("batched", True, [items])):
+    settings = [("sequential_unshared", False, [[it] for it in items]), ("sequential", True, [[it] for it in items]),
+                ("batched", True, [items])]
+    sampling = backend.sampling
+    if sampling == "device":
+        settings.append(("batched_host_sampling", True, [items]))
+    for name, share, batches in settings:
         backend.share_prefixes = share
+        backend.sampling = "host" if name == "batched_host_sampling" else sampling
         runs[name] = timed(build_engine(config, spec), batches)
         print(f"{name}: {len(items)} trajectories in {runs[name]['seconds']:.1f} s", flush=True)
     peak = max(peak_before, matmul_peak(model.dtype, model.device))
@@ -142,6 +148,8 @@ def main() -> None:
                                      / run["seconds"] / peak, 4),
                         "trajectories_identical_to_batched": same}
     report["speedup"] = round(runs["sequential"]["seconds"] / runs["batched"]["seconds"], 2)
+    if "batched_host_sampling" in runs:
+        report["device_sampling_speedup"] = round(runs["batched_host_sampling"]["seconds"] / runs["batched"]["seconds"], 2)
     report["speedup_vs_unshared"] = round(runs["sequential_unshared"]["seconds"] / runs["batched"]["seconds"], 2)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2))

@@ -184,19 +184,6 @@ def test_kept_caches_continue_conversations_with_the_same_texts_and_less_work(sm
     assert len(keeping.kept) == len(openings)
 
 
-def test_draws_follow_the_weights_and_never_pick_a_zero_weight():
-    import torch
-
-    from rlff_esc.llm.local import _draw
-
-    weights = torch.tensor([0.5, 0.0, 0.3, 0.2, 0.0])
-    generator = torch.Generator().manual_seed(0)
-    counts = torch.bincount(torch.tensor([_draw(weights, generator) for _ in range(4000)]), minlength=5)
-    assert counts[1] == counts[4] == 0
-    assert torch.allclose(counts.float() / 4000, weights, atol=0.03)
-    first, second = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
-    assert [_draw(weights, first) for _ in range(20)] == [_draw(weights, second) for _ in range(20)]
-
 
 def test_auto_precision_is_bfloat16_only_where_the_hardware_multiplies_it(tiny_lm_dir, monkeypatch):
     """``dtype: auto`` loads bfloat16 on a CPU with AMX and float32 on one without; either way it generates."""

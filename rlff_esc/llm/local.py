@@ -33,6 +33,7 @@ from rlff_esc.llm.cache import GrowingCache, GrowingLayer
 from rlff_esc.llm.embedded import resolve_model
 from rlff_esc.llm.kept import KeptSequence, KeptSequences
 from rlff_esc.llm.prefix import Segment, length_groups, plan_prefixes
+from rlff_esc.llm.sampling import sample_row, sample_rows
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ def eos_token_ids(model, tokenizer) -> set[int]:
 @dataclass
 class Prefilled:
     """Prompts run through the model: the kept logits, the cache and what decoding continues from."""
-    logits: torch.Tensor  # (rows, kept positions, vocabulary), float32 on CPU
+    logits: torch.Tensor  # (rows, kept positions, vocabulary), float32 on the model's device
     cache: GrowingCache
     mask: torch.Tensor  # (rows, cached positions) attention mask
     next_position: torch.Tensor  # (rows, 1) position id of each row's next token
@@ -126,11 +127,13 @@ def _joined(parts: list[tuple[GrowingCache, torch.Tensor, torch.Tensor]],
 
 class LocalBackend:
     """A causal LM in this process. ``batch_size`` rows are decoded together; with ``share_prefixes``
-    a prompt beginning shared by rows of a batch is computed once."""
+    a prompt beginning shared by rows of a batch is computed once. ``sampling`` says where the next
+    tokens are drawn (:mod:`rlff_esc.llm.sampling`): ``host``, row by row; ``device``, all rows at
+    once where the model runs; ``auto``, on the host for a CPU model and on the device otherwise."""
 
     def __init__(self, model_name: str, *, batch_size: int = 16, dtype: str = "auto",
                  device: str = "auto", model=None, tokenizer=None, share_prefixes: bool = True,
-                 keep_tokens: int = 0):
+                 keep_tokens: int = 0, sampling: str = "auto"):
         self.name = model_name
         self.batch_size = batch_size
         self.share_prefixes = share_prefixes
@@ -139,6 +142,9 @@ class LocalBackend:
             model, tokenizer = load_causal_lm(model_name, dtype, device)
         self.model, self.tokenizer = model, tokenizer
         self.device = next(model.parameters()).device
+        if sampling not in ("auto", "host", "device"):
+            raise ValueError(f"sampling must be auto, host or device, not {sampling!r}")
+        self.sampling = ("host" if self.device.type == "cpu" else "device") if sampling == "auto" else sampling
         self.stats = {"prompt_tokens": 0, "completion_tokens": 0, "computed_tokens": 0, "padding_tokens": 0,
                       "reused_tokens": 0, "logit_positions": 0, "seconds": 0.0}
 
@@ -178,7 +184,7 @@ class LocalBackend:
     def _forward(self, ids, mask, positions, cache, logits_to_keep: int) -> torch.Tensor:
         self.stats["logit_positions"] += ids.shape[0] * logits_to_keep
         return self.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
-                          use_cache=True, logits_to_keep=logits_to_keep).logits.float().cpu()
+                          use_cache=True, logits_to_keep=logits_to_keep).logits.float()
 
     @torch.no_grad()
     def _prefill(self, seqs: list[list[int]], limits: list[int], logits_to_keep: int, reserve: int = 0) -> Prefilled:
@@ -284,9 +290,10 @@ class LocalBackend:
     @torch.no_grad()
     def _generate_batch(self, prompts: list[list[int]], requests: list[GenerationRequest]) -> list[Generation]:
         n = len(prompts)
+        on_device = self.sampling == "device"
         generators = []
         for r in requests:
-            g = torch.Generator(device="cpu")
+            g = torch.Generator(device=self.device if on_device else "cpu")
             g.manual_seed(r.seed if r.seed is not None else torch.seed())
             generators.append(g)
         eos = eos_token_ids(self.model, self.tokenizer)
@@ -301,12 +308,18 @@ class LocalBackend:
         active = list(range(n))  # request index of each cache row
         while True:
             next_ids, finished_now = [], []
+            if not on_device:
+                logits = logits.cpu()
+            else:
+                drawn = sample_rows(logits, [requests[row].temperature for row in active],
+                                    [requests[row].top_p for row in active],
+                                    [None if finish[row] is not None else generators[row] for row in active])
             for k, row in enumerate(active):
                 if finish[row] is not None:  # finished, waiting to leave the batch: its output is not read
                     next_ids.append(0)
                     continue
                 r = requests[row]
-                token = _sample(logits[k], r.temperature, r.top_p, generators[row])
+                token = drawn[k] if on_device else sample_row(logits[k], r.temperature, r.top_p, generators[row])
                 next_ids.append(token)
                 if token in eos:
                     finish[row], ended_by[row] = "stop", [token]
@@ -359,7 +372,7 @@ class LocalBackend:
             # the logits at a row's last len(k) + 1 positions, but its last, score its continuation
             keep = max(len(conts[i]) for i in idx) + 1
             state = self._prefill([seqs[i] for i in idx], [len(contexts[i]) - 1 for i in idx], keep)
-            logprobs = torch.log_softmax(state.logits, dim=-1)
+            logprobs = torch.log_softmax(state.logits, dim=-1).cpu()
             for row, i in enumerate(idx):
                 k = conts[i]
                 if k:
@@ -367,33 +380,6 @@ class LocalBackend:
                     scores[i] = float(logprobs[row, at, torch.tensor(k)].sum())
         self.stats["seconds"] += time.perf_counter() - start
         return scores
-
-
-def _sample(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator) -> int:
-    if temperature <= 0:
-        return int(logits.argmax())
-    probs = torch.softmax(logits / temperature, dim=-1)
-    if top_p < 1.0:
-        # Only tokens of probability >= (1 - top_p) / vocabulary can be in the nucleus: together the
-        # others hold less than 1 - top_p, so the tokens above them already reach top_p. Sorting
-        # those few instead of the whole vocabulary gives the same nucleus, much faster.
-        candidates = (probs >= (1.0 - top_p) / probs.numel()).nonzero().squeeze(1)
-        sorted_probs, order = probs[candidates].sort(descending=True)
-        sorted_probs = sorted_probs * (sorted_probs.cumsum(-1) - sorted_probs < top_p)
-        return int(candidates[order[_draw(sorted_probs, generator)]])
-    return _draw(probs, generator)
-
-
-def _draw(weights: torch.Tensor, generator: torch.Generator) -> int:
-    """An index drawn in proportion to ``weights``: the largest ``weight / E`` with one exponential
-    ``E = -log U`` per index (the exponential race). Over a 49k-token vocabulary 0.22 ms, where
-    ``torch.multinomial`` takes 0.87 ms (a tenth of a GRPO rollout's time went there), mostly in its
-    exponential sampler. A zero weight is never drawn. Unlike inverting the running sum, which is
-    faster still, a change of the weights by rounding (a row batched with others or alone) changes
-    the draw only when the two best ratios tie to rounding, so a request's text stays independent of
-    its batch."""
-    race = torch.empty_like(weights).uniform_(generator=generator).log_().neg_()
-    return int((weights / race).argmax())
 
 
 def _hits_stop(tokenizer, tokens: list[int], stops: list[str]) -> bool:
