@@ -1,9 +1,9 @@
 """Recall and precision of the safety layer on the frozen hold-out, and its false-alarm rate on ESConv
 seeker turns that no part of the layer was trained or tuned on (the *test* split).
 
-Six hold-outs, each frozen by hash in ``<name>.frozen.json`` beside it; this script is their only
+Seven hold-outs, each frozen by hash in ``<name>.frozen.json`` beside it; this script is their only
 reader, and it refuses a file whose hash differs. ``safety_holdout.jsonl`` (194 messages) was written
-before the classifier was trained; ``safety_holdout_v2.jsonl`` (240 messages) and ``_v3`` to ``_v6``
+before the classifier was trained; ``safety_holdout_v2.jsonl`` (240 messages) and ``_v3`` to ``_v7``
 (320 messages each) were each written later by someone who had not read the detector, its
 lexicon, its dev set or the earlier hold-outs, and frozen before any detector was scored on it.
 Nothing was tuned on any of them: the classifier and its thresholds come from the dev set and ESConv
@@ -33,7 +33,7 @@ from rlff_esc.safety.layer import SafetyLayer
 from rlff_esc.safety.train import esconv_seeker_turns, read_labelled
 
 ROOT = Path(__file__).resolve().parents[1]
-HOLDOUT = ROOT / "benchmarks" / "data" / "safety_holdout_v6.jsonl"
+HOLDOUT = ROOT / "benchmarks" / "data" / "safety_holdout_v7.jsonl"
 ESCONV = ROOT.parent / "shared" / "data" / "esconv"
 
 

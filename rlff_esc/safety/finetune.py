@@ -5,8 +5,8 @@ places veiled wording ("I've written the letters", "won't be a problem much long
 sadness; letting it move is what lifts recall.
 
 Measured on the dev set (5 grouped folds, each fold's probe and fine-tuning on its training rows only;
-``train.py``, 1,760 messages): with the lexicon it catches 0.89 of dev crisis messages at precision 0.84,
-flagging 1.5% of ESConv valid seeker turns, where the frozen encoder's head caught 0.72 at precision 0.80.
+``train.py``, 2,160 messages): with the lexicon it catches 0.89 of dev crisis messages at precision 0.85,
+flagging 1.4% of ESConv valid seeker turns, where the frozen encoder's head caught 0.70 at precision 0.80.
 
 The weights are not shipped: ``rlff-esc safety finetune`` (run by ``make setup``) trains them from the
 packaged head, its recipe (``head.json``'s ``finetuned``), the dev set and ESConv train seeker turns into
