@@ -51,15 +51,16 @@ def test_a_row_draws_the_same_alone_and_in_any_batch():
     assert in_batch == alone
 
 
-def test_greedy_rows_take_the_most_likely_token_and_waiting_rows_draw_nothing():
+def test_greedy_rows_draw_nothing_and_waiting_rows_get_token_zero():
+    """A row of temperature 0 takes its most likely token without using its generator; a finished row
+    waiting to leave the batch (generator None) gets 0."""
     torch.manual_seed(1)
     logits = torch.randn(3, 50)
-    waiting = _generator(5)
-    state = waiting.get_state()
-    tokens = sample_rows(logits, [0.0, 1.0, 1.0], [0.9, 0.9, 0.9], [_generator(0), None, _generator(2)])
+    greedy = _generator(5)
+    state = greedy.get_state()
+    tokens = sample_rows(logits, [0.0, 1.0, 1.0], [0.9, 0.9, 0.9], [greedy, None, _generator(2)])
     assert tokens[0] == int(logits[0].argmax()) and tokens[1] == 0
-    sample_rows(logits[1:2], [1.0], [0.9], [None])
-    assert torch.equal(waiting.get_state(), state)
+    assert torch.equal(greedy.get_state(), state)
 
 
 def test_backend_sampling_on_the_device_keeps_seeds_and_batch_independence(tiny_lm_dir):

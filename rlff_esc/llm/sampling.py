@@ -1,7 +1,7 @@
 """Drawing the next token of each row from its own seeded generator, so that a request's text does
 not depend on which other requests share its batch.
 
-Two ways; `LocalBackend(sampling=...)` chooses, by default by where the model runs:
+Two ways; ``LocalBackend(sampling=...)`` chooses, by default by where the model runs:
 
 * :func:`sample_row`, one row at a time on the host. On a CPU the logits are already there, and
   sorting only the tokens that can be in the top-p nucleus keeps a row at 0.3–0.6 ms (SmolLM2's real
