@@ -17,6 +17,8 @@ not tuned; a policy trained against them could learn to prime them, so it is a d
 
 from __future__ import annotations
 
+from statistics import mean
+
 from rlff_esc.agents.base import Dialogue
 from rlff_esc.agents.seeker import seeker_prompt
 from rlff_esc.llm.base import ChatBackend
@@ -36,11 +38,8 @@ NEGATIVE_REACTIONS = (
 def reaction_scores(backend: ChatBackend, dialogues: list[Dialogue], *, max_history_turns: int | None,
                     persona: str = "cooperative") -> list[float]:
     """Per dialogue (ending with the supporter's reply): mean log p(positive) − mean log p(negative)."""
-    reactions = POSITIVE_REACTIONS + NEGATIVE_REACTIONS
+    reactions, split = POSITIVE_REACTIONS + NEGATIVE_REACTIONS, len(POSITIVE_REACTIONS)
     prompts = [seeker_prompt(d, max_history_turns, persona) for d in dialogues]
     scores = backend.loglikelihood([(p, r) for p in prompts for r in reactions])
-    per = len(reactions)
-    positive = len(POSITIVE_REACTIONS)
-    return [sum(scores[i * per: i * per + positive]) / positive
-            - sum(scores[i * per + positive: (i + 1) * per]) / len(NEGATIVE_REACTIONS)
-            for i in range(len(dialogues))]
+    rows = [scores[i:i + len(reactions)] for i in range(0, len(scores), len(reactions))]
+    return [mean(row[:split]) - mean(row[split:]) for row in rows]
