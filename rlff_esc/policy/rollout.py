@@ -6,8 +6,9 @@ TRL generates a group's completions as separate rows of one padded ``generate`` 
 read once per group member, the whole cache is copied at every decoding step, and every row decodes
 until the longest is done. :class:`rlff_esc.llm.local.LocalBackend` reads a prompt its group shares
 once, writes each step into room its cache keeps, and lets finished rows leave the batch. Sampling is
-TRL's (its temperature, top-p and end tokens; no top-k), from the model in eval mode (no dropout),
-with a seed per completion derived from the run's seed, the step, the process and the row, so that a
+TRL's (its temperature, top-p and end tokens; no top-k), from the model in eval mode (no dropout, as
+on a vLLM server; TRL's own ``generate`` path samples in training mode, LoRA dropout on), with a seed
+per completion derived from the run's seed, the step, the process and the row, so that a
 resumed run samples what the interrupted one would have.
 """
 
