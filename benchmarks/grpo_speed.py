@@ -19,6 +19,7 @@ the curves are compared in expectation.
 With ``--check-contexts N`` each trained policy also gets the held-out check (greedy, N valid contexts,
 reward-model score and format compliance; ``rlff_esc.policy.check``), and the two trained policies are
 compared on the same contexts: what each training reached, rather than what its samples scored.
+``benchmarks/grpo_samplers.py`` compares the two samplers' draws from one fixed model.
 Not a timed test: run it by hand on a quiet machine.
 """
 
@@ -43,9 +44,9 @@ MODES = {"stock": ["policy.grpo.generation=transformers", "policy.attention=sdpa
          "rlff_esc": ["policy.grpo.generation=batched", "policy.attention=auto", "policy.lm_head=auto"]}
 
 
-def run_mode(config_path: str, mode: str, steps: int, extra: list[str], check_contexts: int = 0) -> dict:
-    """GRPO for ``steps`` steps with the mode's settings; its step time, learning curve and (with
-    ``check_contexts``) the held-out check before and after."""
+def scratch_config(config_path: str, mode: str, extra: list[str], steps: int = 1, check_contexts: int = 0):
+    """The config's GRPO with the mode's settings, in a scratch copy of its run (the data files only):
+    starting from the run's warm-up, against its reward model. Returns the config and the scratch folder."""
     main = load_config(config_path, extra)
     scratch = Path(tempfile.mkdtemp(prefix=f"grpo-{mode}-"))
     for name in ("cases.jsonl", "contexts.jsonl"):
@@ -55,6 +56,13 @@ def run_mode(config_path: str, mode: str, steps: int, extra: list[str], check_co
                                        f"policy.base_model={start}", f"policy.reward_model_path={main.paths.scorer}",
                                        f"policy.grpo.max_steps={steps}", f"policy.grpo.save_steps={steps}",
                                        f"policy.grpo.check_contexts={check_contexts}", *MODES[mode]])
+    return config, scratch
+
+
+def run_mode(config_path: str, mode: str, steps: int, extra: list[str], check_contexts: int = 0) -> dict:
+    """GRPO for ``steps`` steps with the mode's settings; its step time, learning curve and (with
+    ``check_contexts``) the held-out check before and after."""
+    config, scratch = scratch_config(config_path, mode, extra, steps, check_contexts)
     out = run_grpo(config, force=True)
     rows = [r for r in read_log(out / "train_log.jsonl") if "reward" in r]
     result = {"seconds_per_step": json.loads((out / "stage.json").read_text())["seconds_per_step"],

@@ -372,10 +372,12 @@ def test_sft_then_grpo_with_resume_on_tiny_model(tmp_path, tiny_lm_dir, reward_m
 
 @pytest.mark.slow
 def test_batched_rollout_gives_trl_seeded_completions_of_its_own_prompts(tmp_path, tiny_lm_dir, reward_model_dir):
-    from rlff_esc.policy.grpo import _build_trainer
+    import torch
+
+    from rlff_esc.policy.grpo import build_trainer
 
     config = make_config(tmp_path, str(tiny_lm_dir), rm_path=str(reward_model_dir))
-    trainer, _ = _build_trainer(config, str(tiny_lm_dir), LengthScorer(), tmp_path / "work", None)
+    trainer, _ = build_trainer(config, str(tiny_lm_dir), LengthScorer(), tmp_path / "work", None)
     assert trainer.rollout_func is not None  # policy.grpo.generation: batched, the default
     prompts = [row["prompt"] for row in grpo_prompts(config)[:2] for _ in range(2)]  # TRL repeats each per group
     first = trainer.rollout_func(prompts, trainer)
@@ -387,3 +389,51 @@ def test_batched_rollout_gives_trl_seeded_completions_of_its_own_prompts(tmp_pat
         assert ids[-1] in ends or len(ids) == budget
     assert first["completion_ids"][0] != first["completion_ids"][1]  # a group's members are sampled apart
     assert trainer.model.training  # sampled in eval mode, handed back in training mode
+    with torch.no_grad():  # a training step moves the adapters: the rollout must sample the moved weights
+        for name, p in trainer.model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 1.0, generator=torch.Generator().manual_seed(0))
+    assert trainer.rollout_func(prompts, trainer)["completion_ids"] != first["completion_ids"]
+
+
+@pytest.mark.slow
+def test_grpo_loss_and_gradients_are_stock_trls_with_the_cpu_levers(tmp_path, tiny_lm_dir):
+    """The grouped-head attention and the head over labelled positions (``policy.attention`` and
+    ``policy.lm_head`` auto) compute TRL's GRPO loss and gradients as stock TRL does: same weights,
+    same batch of prompts (left-padded) and completions (right-padded)."""
+    import torch
+
+    from rlff_esc.policy.grpo import build_trainer
+    from rlff_esc.policy.lm_head import labelled_positions
+
+    trainers = {}
+    for levers in ("trl", "auto"):
+        config = make_config(tmp_path / levers, str(tiny_lm_dir), attention="sdpa" if levers == "trl" else "auto",
+                             lm_head=levers, lora={"dropout": 0.0})
+        trainers[levers], _ = build_trainer(config, str(tiny_lm_dir), LengthScorer(), tmp_path / levers / "work", None)
+    stock, ours = trainers["trl"], trainers["auto"]
+    assert ours.model.config._attn_implementation == "sdpa_gqa" != stock.model.config._attn_implementation
+    torch.manual_seed(0)
+    with torch.no_grad():  # LoRA's B starts at zero, which would leave A without a gradient
+        for name, p in stock.model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.05)
+    ours.model.load_state_dict(stock.model.state_dict())
+    rows = [row for row in grpo_prompts(config)[:2] for _ in range(2)]
+    inputs = stock._generate_and_score_completions(rows)
+    assert inputs["prompt_mask"].sum(1).unique().numel() > 1  # prompts of different lengths: padded
+    inputs["advantages"] = torch.tensor([1.0, -0.5, 0.5, 0.25])  # the tiny model's rewards may all tie
+    results = []
+    for trainer, levers in ((stock, "trl"), (ours, "auto")):
+        trainer.current_gradient_accumulation_steps = 1  # set by the training loop, which this skips
+        trainer.model.zero_grad()
+        with labelled_positions(levers):
+            loss = trainer.compute_loss(trainer.model, inputs)
+        loss.backward()
+        grads = {n: p.grad.clone() for n, p in trainer.model.named_parameters() if p.grad is not None}
+        results.append((loss.item(), grads))
+    (stock_loss, stock_grads), (our_loss, our_grads) = results
+    assert stock_loss != 0 and abs(our_loss - stock_loss) < 1e-5
+    assert stock_grads.keys() == our_grads.keys() and any("lora_A" in n for n in stock_grads)
+    for name, grad in stock_grads.items():
+        torch.testing.assert_close(our_grads[name], grad, rtol=1e-4, atol=1e-7)

@@ -84,7 +84,7 @@ def run_grpo(config: Config, force: bool = False, scorer=None, callbacks: list |
     if scorer is None and config.policy.grpo.reward_weights.reward_model:
         scorer = load_scorer(config)
     check_before = _check_before(config, source, scorer, work)
-    trainer, reward_weights = _build_trainer(config, source, scorer, work, callbacks)
+    trainer, reward_weights = build_trainer(config, source, scorer, work, callbacks)
     train_start = time.perf_counter()
     resumed_at = model_io.train_resumable(trainer, staged, work / "train_log.jsonl", lm_head=config.policy.lm_head)
     seconds_per_step = (time.perf_counter() - train_start) / max(1, trainer.state.global_step - resumed_at)
@@ -104,7 +104,7 @@ def run_grpo(config: Config, force: bool = False, scorer=None, callbacks: list |
     return out
 
 
-def _build_trainer(config: Config, source: str, scorer, work: Path, callbacks: list | None):
+def build_trainer(config: Config, source: str, scorer, work: Path, callbacks: list | None):
     """TRL's ``GRPOTrainer`` on the train prompts, logging into ``work``; with the reward weights by
     reward function name (for the record)."""
     from datasets import Dataset
