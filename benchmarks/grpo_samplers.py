@@ -35,8 +35,8 @@ from grpo_speed import MODES, scratch_config
 
 from rlff_esc.policy.dataset import grpo_prompts, history_from_json
 from rlff_esc.policy.grpo import build_trainer, start_model
-from rlff_esc.policy.reasoning import reply_only, well_formed
-from rlff_esc.policy.rewards import load_scorer
+from rlff_esc.policy.reasoning import reply_of, well_formed
+from rlff_esc.policy.rewards import cut_off, load_scorer
 from rlff_esc.stats import mean_of, paired_test
 
 METRICS = ("completion tokens", "ended", "format compliance", "reward-model score", "log-probability per token")
@@ -64,18 +64,17 @@ def logprob_per_token(model, prompt_ids: list[int], completion: list[int], tempe
 def measure(trainer, scorer, rows: list[dict], completions: list[list[int]], reasoning: bool) -> dict[str, np.ndarray]:
     """Per completion: the five figures of :data:`METRICS` (the score NaN where the reply is not scorable);
     ``reasoning``: ``policy.reasoning``, what the format reward expects."""
-    ends, temperature = set(trainer.eos_token_ids), trainer.temperature
     texts = trainer.processing_class.batch_decode(completions, skip_special_tokens=True)
-    ended = np.array([bool(ids) and ids[-1] in ends for ids in completions])
+    ended = ~np.array(cut_off(completions, set(trainer.eos_token_ids), len(completions)))
     formed = np.array([well_formed(t, reasoning) for t in texts]) & ended
     scorable = np.flatnonzero(formed)
     scores = np.full(len(rows), np.nan)
     scores[scorable] = scorer.score([history_from_json(rows[i]["history"]) for i in scorable],
-                                    [reply_only(texts[i]) if reasoning else texts[i].strip() for i in scorable])
+                                    [reply_of(texts[i], reasoning) for i in scorable])
     prompt_ids = trainer._tokenize_prompts([r["prompt"] for r in rows])[0]
     model = trainer.model
     model.eval()
-    logps = np.array([logprob_per_token(model, p, c, temperature) for p, c in zip(prompt_ids, completions)])
+    logps = np.array([logprob_per_token(model, p, c, trainer.temperature) for p, c in zip(prompt_ids, completions)])
     model.train()
     lengths = np.array([len(c) for c in completions], float)
     return dict(zip(METRICS, (lengths, ended.astype(float), formed.astype(float), scores, logps)))

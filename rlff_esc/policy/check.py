@@ -18,7 +18,7 @@ from rlff_esc.data.prepare import read_contexts
 from rlff_esc.errors import RlffError
 from rlff_esc.llm.base import GenerationRequest
 from rlff_esc.llm.registry import load_local
-from rlff_esc.policy.reasoning import policy_prompt, reply_only, well_formed
+from rlff_esc.policy.reasoning import policy_prompt, reply_of, well_formed
 from rlff_esc.stats import mean_of, paired_test
 
 
@@ -40,7 +40,7 @@ def policy_check(config: Config, model_path: str, n: int, scorer=None, split: st
     generations = backend.generate(requests)
     texts = [g.text for g in generations]
     finished = [g.finish_reason != "length" for g in generations]
-    replies = [reply_only(t) if policy.reasoning else t.strip() for t in texts]
+    replies = [reply_of(t, policy.reasoning) for t in texts]
     scorable = [i for i, r in enumerate(replies) if r and finished[i]]
     scored = scorer.score([contexts[i].history for i in scorable], [replies[i] for i in scorable])
     floor = min(scored) if scored else 0.0

@@ -101,6 +101,12 @@ def reply_only(text: str) -> str:
     return parse(text).reply
 
 
+def reply_of(text: str, reasoning: bool) -> str:
+    """What the listener sees of a policy's output: :func:`reply_only` when the policy reasons
+    (``policy.reasoning``), else the whole text."""
+    return reply_only(text) if reasoning else text.strip()
+
+
 def format_reward(text: str, reasoning: bool = True) -> float:
     """1.0 well formed; 0.5 a closed think block but extra tags or text before it; 0.0 otherwise.
     Without reasoning: 1.0 for a non-empty reply free of think tags, else 0.0."""

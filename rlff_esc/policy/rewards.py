@@ -34,7 +34,7 @@ from pathlib import Path
 from rlff_esc.config import Config
 from rlff_esc.errors import RlffError
 from rlff_esc.policy.dataset import history_from_json
-from rlff_esc.policy.reasoning import format_reward, reply_only, well_formed
+from rlff_esc.policy.reasoning import format_reward, reply_of, well_formed
 
 
 
@@ -68,7 +68,7 @@ class RewardModelReward:
 
     def __call__(self, prompts, completions, history, log_metric=None, completion_ids=None, **kwargs) -> list[float]:
         texts = [completion_text(c) for c in completions]
-        replies = [reply_only(t) if self.reasoning else t.strip() for t in texts]
+        replies = [reply_of(t, self.reasoning) for t in texts]
         cut = cut_off(completion_ids, self.end_token_ids, len(texts))
         scorable = [i for i, t in enumerate(texts) if well_formed(t, self.reasoning) and not cut[i]]
         scores = self.scorer.score([history_from_json(history[i]) for i in scorable], [replies[i] for i in scorable])
