@@ -13,6 +13,13 @@ tokens the seeker's model read and generated, how many transcripts came out iden
 changes floating-point sums, so a sampled seeker turn may differ now and then) and the process's peak
 memory. Writes nothing to the run directory. Seconds depend on what else the machine is doing: run it
 on a quiet machine.
+
+Where the side-by-side run's time goes, per in-process model (the seeker's and each system's): tokens
+run through it per case-turn, its matrix products' GFLOP per case-turn (counted as
+``simulate_throughput.py`` counts them), the rate they ran at, and the ceiling all of them set
+together: the case-turns a second that this machine's best matmul rate would allow if the models'
+matrix products were all that took time (attention, cache writes, sampling, the critic and the safety
+layer left out, so no evaluation reaches it).
 """
 
 from __future__ import annotations
@@ -26,10 +33,23 @@ from rlff_esc.config import load_config
 from rlff_esc.evaluate.interactive import evaluation_cases
 from rlff_esc.evaluate.run import Agents, run_protocol
 from rlff_esc.evaluate.systems import build_systems
+from simulate_throughput import matmul_peak, model_flops
+
+COUNTED = ("prompt_tokens", "computed_tokens", "logit_positions", "seconds")
+
+
+def local_models(agents, systems) -> dict[int, tuple[str, object]]:
+    """Each in-process backend once (systems over one loaded model share it), named by who uses it."""
+    named: dict[int, tuple[list[str], object]] = {}
+    for name, backend in [("seeker", agents.seeker.backend)] + [(s.name, getattr(s, "backend", None)) for s in systems]:
+        if hasattr(backend, "model"):
+            named.setdefault(id(backend), ([], backend))[0].append(name)
+    return {key: (",".join(names), backend) for key, (names, backend) in named.items()}
 
 
 def timed(systems, cases, agents, config) -> tuple[dict, float, dict]:
-    size, before = config.evaluate.batch_cases, dict(agents.seeker.backend.stats)
+    size, models = config.evaluate.batch_cases, local_models(agents, systems)
+    before = {key: dict(backend.stats) for key, (_, backend) in models.items()}
     out = {system.name: [] for system in systems}
     start = time.perf_counter()
     for first in range(0, len(cases), size):
@@ -38,8 +58,24 @@ def timed(systems, cases, agents, config) -> tuple[dict, float, dict]:
         for name, records in done.items():
             out[name] += records
     seconds = time.perf_counter() - start
-    tokens = {k: agents.seeker.backend.stats[k] - before[k] for k in ("prompt_tokens", "computed_tokens")}
-    return out, seconds, tokens
+    work = {key: {k: backend.stats[k] - before[key][k] for k in COUNTED} for key, (_, backend) in models.items()}
+    return out, seconds, work
+
+
+def where_time_goes(models: dict, work: dict, turns: int, seconds: float) -> None:
+    """Print each model's share of the side-by-side run and the ceiling their matrix products set."""
+    total, peak = 0.0, 0.0
+    print(f"{'model (used by)':>40} {'tokens/case-turn':>16} {'GFLOP/case-turn':>15} {'GFLOP/s':>8} {'seconds':>8}")
+    for key, (name, backend) in models.items():
+        done = work[key]
+        flops = model_flops(backend.model, done["computed_tokens"], done["logit_positions"])
+        total += flops
+        peak = max(peak, matmul_peak(backend.model.dtype, backend.device))
+        print(f"{name:>40} {done['computed_tokens'] / turns:>16.1f} {flops / turns / 1e9:>15.2f} "
+              f"{flops / max(done['seconds'], 1e-9) / 1e9:>8.1f} {done['seconds']:>8.1f}")
+    print(f"all models: {total / turns / 1e9:.2f} GFLOP a case-turn, {total / seconds / 1e9:.1f} GFLOP/s over the run; "
+          f"matmul peak here {peak / 1e9:.1f} GFLOP/s, so at most {peak * turns / total:.2f} case-turns a second "
+          f"(measured {turns / seconds:.2f})")
 
 
 def case_turns(transcripts: dict) -> int:
@@ -68,25 +104,29 @@ def main() -> None:
           + (f"; not available: {', '.join(unavailable)}" if unavailable else ""))
     runs = {}
     if not args.together_only:
-        alone, seconds, tokens = {}, 0.0, {"prompt_tokens": 0, "computed_tokens": 0}
+        alone, seconds, work = {}, 0.0, {}
         for system in systems:
-            out, s, t = timed([system], cases, agents, config)
+            out, s, w = timed([system], cases, agents, config)
             alone.update(out)
             seconds += s
-            tokens = {k: tokens[k] + t[k] for k in tokens}
+            for key, done in w.items():
+                work[key] = {k: work.get(key, dict.fromkeys(COUNTED, 0))[k] + done[k] for k in COUNTED}
             print(f"  {system.name:>16}: {case_turns(out)} case-turns in {s:.1f} s")
-        runs["one at a time"] = (alone, seconds, tokens)
+        runs["one at a time"] = (alone, seconds, work)
     runs["side by side"] = timed(systems, cases, agents, config)
     print(f"{'':>14} {'case-turns':>10} {'seconds':>8} {'per second':>10} {'seeker prompt tok':>17} {'computed':>9}")
-    for name, (out, seconds, tokens) in runs.items():
+    seeker = id(agents.seeker.backend)
+    for name, (out, seconds, work) in runs.items():
         n = case_turns(out)
-        print(f"{name:>14} {n:>10} {seconds:>8.1f} {n / seconds:>10.2f} {tokens['prompt_tokens']:>17} "
-              f"{tokens['computed_tokens']:>9}")
+        print(f"{name:>14} {n:>10} {seconds:>8.1f} {n / seconds:>10.2f} {work[seeker]['prompt_tokens']:>17} "
+              f"{work[seeker]['computed_tokens']:>9}")
     if len(runs) == 2:
         (alone, a, _), (together, b, _) = runs.values()
         same = sum(x == y for name in alone for x, y in zip(alone[name], together[name]))
         speedup = (case_turns(together) / b) / (case_turns(alone) / a)
         print(f"speed-up side by side: {speedup:.2f}x; identical transcripts: {same} of {len(cases) * len(systems)}")
+    together, seconds, work = runs["side by side"]
+    where_time_goes(local_models(agents, systems), work, case_turns(together), seconds)
     print(f"peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:.1f} GB")
 
 
