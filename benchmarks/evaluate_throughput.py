@@ -64,15 +64,15 @@ def timed(systems, cases, agents, config) -> tuple[dict, float, dict]:
 
 def where_time_goes(models: dict, work: dict, turns: int, seconds: float) -> None:
     """Print each model's share of the side-by-side run and the ceiling their matrix products set."""
-    total, peak = 0.0, 0.0
+    total = 0.0
     print(f"{'model (used by)':>40} {'tokens/case-turn':>16} {'GFLOP/case-turn':>15} {'GFLOP/s':>8} {'seconds':>8}")
     for key, (name, backend) in models.items():
         done = work[key]
         flops = model_flops(backend.model, done["computed_tokens"], done["logit_positions"])
         total += flops
-        peak = max(peak, matmul_peak(backend.model.dtype, backend.device))
         print(f"{name:>40} {done['computed_tokens'] / turns:>16.1f} {flops / turns / 1e9:>15.2f} "
               f"{flops / max(done['seconds'], 1e-9) / 1e9:>8.1f} {done['seconds']:>8.1f}")
+    peak = max(matmul_peak(dtype, device) for dtype, device in {(b.model.dtype, b.device) for _, b in models.values()})
     print(f"all models: {total / turns / 1e9:.2f} GFLOP a case-turn, {total / seconds / 1e9:.1f} GFLOP/s over the run; "
           f"matmul peak here {peak / 1e9:.1f} GFLOP/s, so at most {peak * turns / total:.2f} case-turns a second "
           f"(measured {turns / seconds:.2f})")
