@@ -9,6 +9,11 @@ contexts.jsonl when given (--contexts), otherwise synthetic histories of similar
     python benchmarks/reward_model_throughput.py --backbones embedded:minilm --pairs 64 --replies 256
 
 A backbone suffixed ``+lora`` trains LoRA adapters (r=16) instead of the full model.
+
+Where scoring's time goes: tokenising against the forward passes, the tokens a reply and the GFLOP of
+the model's matrix products per reply (2 × parameters outside the embeddings per token; attention scores
+left out, so a lower bound), the rate they ran at, and the ceiling that this machine's matmul peak
+(``simulate_throughput.matmul_peak``) sets on replies a second at these lengths.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from rlff_esc.reward_model.inputs import as_turns
 from rlff_esc.reward_model.model import load_backbone, save_reward_model
 from rlff_esc.reward_model.scoring import RewardModelScorer
 from rlff_esc.reward_model.train import fit_pairwise
+from simulate_throughput import matmul_peak
 
 SENTENCES = ["I have been feeling really down since I lost my job.", "My partner and I keep fighting about money.",
              "I can't sleep because I worry about my exams all night.", "Nobody at work seems to notice me.",
@@ -68,17 +74,34 @@ def measure(backbone: str, pairs: int, replies: int, settings: RewardModelSectio
         del model
         to_score = make_items(replies, contexts, seed=1)
         histories, texts = [i.history for i in to_score], [i.reply for i in to_score]
-        per_second = {}
+        per_second, time_split = {}, {}
         for dtype in dtypes:
             scorer = RewardModelScorer(folder, batch_size=rm.score_batch_size, dtype=dtype)
             scorer.score(histories[:rm.score_batch_size], texts[:rm.score_batch_size])  # warm-up
             start = time.perf_counter()
-            scorer.score(histories, texts)
-            per_second[f"{dtype} ({str(scorer.model.dtype).removeprefix('torch.')})"] = \
-                round(replies / (time.perf_counter() - start), 1)
+            sequences = scorer.encode(histories, texts)
+            tokenised = time.perf_counter()
+            scorer.score_ids(sequences)
+            done = time.perf_counter()
+            key = f"{dtype} ({str(scorer.model.dtype).removeprefix('torch.')})"
+            per_second[key] = round(replies / (done - start), 1)
+            time_split[key] = where_time_goes(scorer, sequences, tokenised - start, done - tokenised)
     return {"backbone": backbone, "pairs_measured": pairs, "load_s": round(load_seconds, 1),
             "train_s_per_1000_pairs": round(train_seconds / pairs * 1000, 1),
-            "replies_scored": replies, "replies_per_s": per_second}
+            "replies_scored": replies, "replies_per_s": per_second, "time_split": time_split}
+
+
+def where_time_goes(scorer: RewardModelScorer, sequences: list[list[int]], tokenise_s: float,
+                    forward_s: float) -> dict:
+    """Tokens and matmul GFLOP a reply, the rate the forward passes reached, and the peak's ceiling."""
+    body = sum(p.numel() for name, p in scorer.model.named_parameters() if "embed" not in name)
+    tokens = sum(len(s) for s in sequences) / len(sequences)
+    gflop = 2.0 * body * tokens / 1e9
+    peak = matmul_peak(scorer.model.dtype, scorer.model.device) / 1e9
+    return {"tokens_per_reply": round(tokens, 1), "gflop_per_reply": round(gflop, 2),
+            "tokenise_s": round(tokenise_s, 2), "forward_s": round(forward_s, 2),
+            "gflop_per_s": round(gflop * len(sequences) / forward_s, 1), "peak_gflop_per_s": round(peak, 1),
+            "ceiling_replies_per_s": round(peak / gflop, 1)}
 
 
 def main() -> None:
@@ -108,6 +131,15 @@ def main() -> None:
         rates = ", ".join(f"{v} in {k}" for k, v in r["replies_per_s"].items())
         print(f"{r['backbone']:<40}{r['load_s']:>8}{r['train_s_per_1000_pairs']:>22}  {rates}")
     print(f"(training measured on {args.pairs} pairs, one epoch, and scaled linearly)")
+    print(f"\nwhere scoring's time goes\n{'backbone, number type':<52}{'tokens':>8}{'GFLOP':>7}{'tokenise s':>12}"
+          f"{'forward s':>11}{'GFLOP/s':>9}{'peak':>7}{'ceiling replies/s':>19}")
+    for r in results:
+        for key, t in r["time_split"].items():
+            print(f"{r['backbone'] + ', ' + key:<52}{t['tokens_per_reply']:>8}{t['gflop_per_reply']:>7}"
+                  f"{t['tokenise_s']:>12}{t['forward_s']:>11}{t['gflop_per_s']:>9}{t['peak_gflop_per_s']:>7}"
+                  f"{t['ceiling_replies_per_s']:>19}")
+    print("(GFLOP: the matrix products a reply, attention scores left out; ceiling: the replies a second the "
+          "matmul peak would allow if they were all that took time)")
     if args.output:
         args.output.write_text(json.dumps(results, indent=2))
 
