@@ -10,7 +10,7 @@ flagging 1.4% of ESConv valid seeker turns, where the frozen encoder's head caug
 
 The weights are not shipped: ``rlff-esc safety finetune`` (run by ``make setup``) trains them from the
 packaged head, its recipe (``head.json``'s ``finetuned``), the dev set and ESConv train seeker turns into
-the model cache (about 4 minutes and 2.4 GB on two AVX2 cores, bit for bit the model measured); the
+the model cache (4–5 minutes and 2.4 GB on two AVX2 cores, bit for bit the model measured); the
 folder's name is the fingerprint of those inputs, so a changed head or recipe trains a new model. Word embeddings (half
 the parameters) stay frozen; batches hold messages of similar length, which halves the time against
 random batches (373 → 185 s for one fold's model).
