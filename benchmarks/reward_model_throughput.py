@@ -11,9 +11,9 @@ contexts.jsonl when given (--contexts), otherwise synthetic histories of similar
 A backbone suffixed ``+lora`` trains LoRA adapters (r=16) instead of the full model.
 
 Where scoring's time goes: tokenising against the forward passes, the tokens a reply and the GFLOP of
-the model's matrix products per reply (2 × parameters outside the embeddings per token; attention scores
-left out, so a lower bound), the rate they ran at, and the ceiling that this machine's matmul peak
-(``simulate_throughput.matmul_peak``) sets on replies a second at these lengths.
+the model's matrix products per reply (counted as ``simulate_throughput.model_flops`` counts them:
+attention scores left out, so a lower bound), the rate they ran at, and the ceiling that this machine's
+matmul peak (``simulate_throughput.matmul_peak``) sets on replies a second at these lengths.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from rlff_esc.reward_model.inputs import as_turns
 from rlff_esc.reward_model.model import load_backbone, save_reward_model
 from rlff_esc.reward_model.scoring import RewardModelScorer
 from rlff_esc.reward_model.train import fit_pairwise
-from simulate_throughput import matmul_peak
+from simulate_throughput import matmul_peak, model_flops
 
 SENTENCES = ["I have been feeling really down since I lost my job.", "My partner and I keep fighting about money.",
              "I can't sleep because I worry about my exams all night.", "Nobody at work seems to notice me.",
@@ -94,9 +94,8 @@ def measure(backbone: str, pairs: int, replies: int, settings: RewardModelSectio
 def where_time_goes(scorer: RewardModelScorer, sequences: list[list[int]], tokenise_s: float,
                     forward_s: float) -> dict:
     """Tokens and matmul GFLOP a reply, the rate the forward passes reached, and the peak's ceiling."""
-    body = sum(p.numel() for name, p in scorer.model.named_parameters() if "embed" not in name)
     tokens = sum(len(s) for s in sequences) / len(sequences)
-    gflop = 2.0 * body * tokens / 1e9
+    gflop = model_flops(scorer.model, tokens, 0) / 1e9
     peak = matmul_peak(scorer.model.dtype, scorer.model.device) / 1e9
     return {"tokens_per_reply": round(tokens, 1), "gflop_per_reply": round(gflop, 2),
             "tokenise_s": round(tokenise_s, 2), "forward_s": round(forward_s, 2),

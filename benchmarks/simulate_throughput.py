@@ -63,10 +63,12 @@ def _synchronize(device: torch.device) -> None:
 
 
 def model_flops(model, computed_tokens: int, logit_positions: int) -> float:
-    """FLOPs of the work done: the transformer's matmuls per token, the output layer per logit position."""
-    output = model.get_output_embeddings().weight
+    """FLOPs of the work done: the transformer's matmuls per token, the output layer (if any) per logit
+    position."""
+    layer = model.get_output_embeddings()
+    output = layer.weight if layer is not None else None
     body = sum(p.numel() for name, p in model.named_parameters() if "embed" not in name and p is not output)
-    return 2.0 * body * computed_tokens + 2.0 * output.numel() * logit_positions
+    return 2.0 * body * computed_tokens + (2.0 * output.numel() * logit_positions if output is not None else 0.0)
 
 
 def timed(engine, runs) -> dict:
